@@ -1,0 +1,1 @@
+"""The pytest plugin that points the properties at user Functions, and the report writer."""

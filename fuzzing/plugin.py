@@ -1,0 +1,214 @@
+"""The pytest plugin: --fuzz TARGET, per-function test instances, findings collected into reports.
+
+Options (group "gradfuzz"):
+  --fuzz TARGET         fuzz the Function classes defined in TARGET (repeatable)
+  --report-dir DIR      where report.json, report.md and repro_<id>.py go (default reports)
+  --fuzz-timeout SEC    time limit of one forward or backward call (default 2)
+"""
+
+import os
+import time
+
+import pytest
+from hypothesis import settings
+from hypothesis.errors import FailedHealthCheck, Unsatisfiable
+
+from fuzzing import profiles, report, targets
+from properties import guard
+from properties.findings import Finding
+from strategies.registry import default_registry
+
+profiles.register()
+
+_PROPERTY = "gradfuzz"
+_HARNESS = pytest.StashKey()
+
+
+class Harness:
+    """What the property tests run on: the Specs under test, the trusted pool, the tallies."""
+
+    def __init__(self, registry, sources, fuzzing):
+        self.specs = registry.specs()
+        self.pool = default_registry().specs()
+        self.sources = sources
+        self.fuzzing = fuzzing
+        self.examples = {}
+        self.findings = []
+        self.ran = False
+        self.started = time.time()
+        self._current = {}
+
+    def count(self, case):
+        """Credit one valid example to every distinct Function of the case's chain."""
+        for name in set(case.names()):
+            self._current[name] = self._current.get(name, 0) + 1
+
+    def take_counts(self):
+        counts, self._current = self._current, {}
+        return counts
+
+    def collect(self, value):
+        """Add one test's tallies and findings (from this process or an xdist worker)."""
+        self.ran = True
+        for name, n in value["counts"].items():
+            self.examples[name] = self.examples.get(name, 0) + n
+        self.findings.extend(value["findings"])
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("gradfuzz", "gradient fuzzing of engine.Function subclasses")
+    group.addoption(
+        "--fuzz",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="fuzz the Function subclasses defined in TARGET: a .py file or a dotted module, "
+        "optionally ending in :ClassName; repeatable",
+    )
+    group.addoption(
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="write report.json, report.md and repro_<id>.py here (default: reports)",
+    )
+    group.addoption(
+        "--fuzz-timeout",
+        type=float,
+        default=guard.DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help=f"time limit of one forward or backward call (default: {guard.DEFAULT_TIME_LIMIT:g})",
+    )
+
+
+def pytest_configure(config):
+    try:
+        guard.configure(time_limit=config.getoption("fuzz_timeout"))
+    except ValueError as e:
+        raise pytest.UsageError(f"--fuzz-timeout: {e}") from None
+    chosen = config.getoption("fuzz")
+    if chosen:
+        try:
+            registry, sources = targets.registry_for(chosen)
+        except targets.TargetError as e:
+            raise pytest.UsageError(str(e)) from None
+    else:
+        registry, sources = default_registry(), {}
+    replay_sources = {}
+    for name, (source, qualname) in sources.items():
+        path = os.path.abspath(source)
+        replay_sources[name] = (path if os.path.exists(path) else source, qualname)
+    config.stash[_HARNESS] = _harness_of[0] = Harness(registry, replay_sources, bool(chosen))
+    config.addinivalue_line("markers", "engine: example-based tests of the engine itself")
+
+
+def pytest_report_header(config):
+    harness = config.stash[_HARNESS]
+    return [
+        f"gradfuzz: profile={settings.get_current_profile_name()} "
+        f"functions={','.join(s.name for s in harness.specs)} "
+        f"timeout={config.getoption('fuzz_timeout'):g}s "
+        f"report-dir={config.getoption('report_dir')}"
+    ]
+
+
+@pytest.fixture(scope="session")
+def harness(request):
+    """The Harness: `specs` under test, the trusted `pool`, and `count(case)`."""
+    return request.config.stash[_HARNESS]
+
+
+def pytest_generate_tests(metafunc):
+    if "spec" in metafunc.fixturenames:
+        specs = metafunc.config.stash[_HARNESS].specs
+        metafunc.parametrize("spec", specs, ids=[s.name for s in specs])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Sort items by id; with --fuzz, keep only the tests parametrized by a Function."""
+    items.sort(key=lambda item: item.nodeid)
+    if config.stash[_HARNESS].fuzzing:
+        kept = [i for i in items if hasattr(i, "callspec") and "spec" in i.callspec.params]
+        deselected = [i for i in items if i not in kept]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def pytest_runtest_setup(item):
+    guard.forget_hangs()
+    item.config.stash[_HARNESS].take_counts()
+
+
+def _findings(exc, spec_name):
+    """The Findings inside `exc`, groups flattened; an unsatisfiable search is one too."""
+    if isinstance(exc, Finding):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [f for e in exc.exceptions for f in _findings(e, spec_name)]
+    if isinstance(exc, Unsatisfiable | FailedHealthCheck) and spec_name:
+        return [
+            Finding(
+                "no_valid_input",
+                spec_name,
+                "Hypothesis found no input on which the chain's forward is finite "
+                f"({type(exc).__name__})",
+            )
+        ]
+    return []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    if call.when != "call" or not hasattr(item, "callspec") or "spec" not in item.callspec.params:
+        return rep
+    harness = item.config.stash[_HARNESS]
+    spec = item.callspec.params["spec"]
+    prop = item.originalname.removeprefix("test_")
+    found = []
+    if call.excinfo is not None:
+        for finding in _findings(call.excinfo.value, spec.name):
+            finding.property = prop
+            found.append(finding.to_dict())
+        if found:
+            rep.longrepr = "\n".join(
+                f"{f['kind']} in {f['function']} (chain {' -> '.join(f['chain'])}): "
+                f"{f['explanation']}"
+                for f in found
+            )
+    rep.user_properties.append(
+        (_PROPERTY, {"spec": spec.name, "counts": harness.take_counts(), "findings": found})
+    )
+    return rep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report):
+    for name, value in report.user_properties:
+        if name == _PROPERTY:
+            _harness_of[0].collect(value)
+
+
+# pytest_runtest_logreport has no config argument: the session's Harness, set at configure.
+_harness_of = [None]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller writes the report
+    harness = config.stash[_HARNESS]
+    if not harness.ran:
+        return  # no property test ran: nothing to report
+    functions = {s.name: harness.examples.get(s.name, 0) for s in harness.specs}
+    report_dir = config.getoption("report_dir")
+    run = {
+        "targets": config.getoption("fuzz"),
+        "duration_s": round(time.time() - harness.started, 3),
+        "cwd": os.getcwd(),
+        "workers": getattr(config.option, "numprocesses", None) or 0,
+    }
+    built = report.build(functions, harness.findings, report_dir=report_dir, run=run)
+    report.write(built, report_dir, harness.sources)
+    if built["counterexamples"] and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

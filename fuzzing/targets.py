@@ -1,0 +1,94 @@
+"""Loading --fuzz TARGETs: a .py file anywhere or a dotted module, optionally ending in :Name."""
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+
+from strategies.registry import FACTORIES_NAME, FunctionRegistry, defined_in, is_concrete
+
+
+class TargetError(ValueError):
+    """A TARGET that cannot be loaded; the message names it and says what to do."""
+
+
+def split(target):
+    """('path/or.module', 'Name' or None) from 'path/or.module[:Name]'."""
+    source, sep, name = target.rpartition(":")
+    if sep and source and name.isidentifier():
+        return source, name
+    return target, None
+
+
+def load_module(source):
+    """Import `source`, a path to a .py file or a dotted module name."""
+    if source.endswith(".py") or os.sep in source or os.path.exists(source):
+        path = os.path.abspath(source)
+        if not os.path.isfile(path):
+            raise TargetError(f"--fuzz {source}: no such file")
+        digest = hashlib.sha1(path.encode()).hexdigest()[:8]
+        name = f"gradfuzz_target_{os.path.splitext(os.path.basename(path))[0]}_{digest}"
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            del sys.modules[name]
+            raise TargetError(
+                f"--fuzz {source}: importing it raised {type(e).__name__}: {e}"
+            ) from e
+        return module
+    try:
+        return importlib.import_module(source)
+    except Exception as e:
+        raise TargetError(
+            f"--fuzz {source}: cannot import module {source!r} ({type(e).__name__}: {e}); "
+            "pass a path to a .py file or a dotted name importable from here"
+        ) from e
+
+
+def classes(target):
+    """The Function classes TARGET selects, with the module's factories and the source string."""
+    source, name = split(target)
+    module = load_module(source)
+    factories = getattr(module, FACTORIES_NAME, {})
+    if not isinstance(factories, dict):
+        raise TargetError(
+            f"--fuzz {target}: {FACTORIES_NAME} is {type(factories).__name__}; it must be a dict "
+            "{Class: zero-argument factory}"
+        )
+    found = defined_in(module)
+    if name is not None:
+        obj = getattr(module, name, None)
+        if obj is None:
+            raise TargetError(
+                f"--fuzz {target}: {source} has no attribute {name!r}; it defines "
+                f"{sorted(c.__qualname__ for c in found) or 'no Function subclass'}"
+            )
+        if not is_concrete(obj):
+            raise TargetError(
+                f"--fuzz {target}: {name} is not a concrete engine.Function subclass "
+                "with its own forward"
+            )
+        found = [obj]
+    if not found:
+        raise TargetError(
+            f"--fuzz {target}: {source} defines no concrete engine.Function subclass "
+            "(classes imported into it are not fuzzed)"
+        )
+    by_name = {getattr(k, "__name__", k): v for k, v in factories.items()}
+    return [(cls, by_name.get(cls.__name__), source) for cls in found]
+
+
+def registry_for(targets):
+    """A FunctionRegistry of every class the TARGETs select, and {name: (source, class name)}."""
+    registry, sources = FunctionRegistry(), {}
+    for target in targets:
+        for cls, factory, source in classes(target):
+            spec = registry.add(cls, factory=factory)
+            sources[spec.name] = (source, cls.__qualname__)
+    return registry, sources

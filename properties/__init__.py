@@ -1,0 +1,1 @@
+"""What must hold for every Function: the checks, and the property tests that run them."""

@@ -1,0 +1,249 @@
+"""Running a chain of Functions through the engine, and blaming the right one when it misbehaves."""
+
+import numpy as np
+
+from engine import Function, Variable
+from properties import guard
+from properties.findings import Finding
+
+
+class Graph:
+    """One forward pass of a chain: the Function instances and every Variable, x first."""
+
+    def __init__(self, chain, functions, variables, warned):
+        self.chain = chain
+        self.functions = functions
+        self.variables = variables
+        self.warned = warned  # a floating-point warning was raised during forward
+
+    @property
+    def x(self):
+        return self.variables[0]
+
+    @property
+    def y(self):
+        return self.variables[-1]
+
+    def names(self):
+        return [spec.name for spec in self.chain]
+
+    def valid(self):
+        """True when no stage warned, every value is finite and inside its declared domain."""
+        if self.warned:
+            return False
+        for spec, v in zip(self.chain, self.variables, strict=False):
+            if outside(spec.domain, v.data).any():
+                return False
+        return all(np.isfinite(v.data).all() for v in self.variables)
+
+
+def outside(domain, values):
+    """Elementwise: True where a value is not in the open interval `domain` = (lo, hi).
+
+    A bound of None is unbounded.
+    """
+    lo, hi = domain
+    mask = np.zeros(np.shape(values), dtype=bool)
+    if lo is not None:
+        mask |= values <= lo
+    if hi is not None:
+        mask |= values >= hi
+    return mask
+
+
+def numeric(value):
+    return isinstance(value, np.ndarray | np.generic) and np.asarray(value).dtype.kind in "biuf"
+
+
+class _Warnings:
+    def __init__(self):
+        self.seen = False
+
+    def __call__(self, kind, flag):
+        self.seen = True
+
+
+def build(chain, x):
+    """Call each Function of `chain` in order on a Variable holding a copy of `x`.
+
+    Raises a Finding when a Function cannot be built, raises, hangs, returns
+    something other than a numeric ndarray, or changes its input in place.
+    """
+    names = [spec.name for spec in chain]
+    variables = [Variable(np.array(x, copy=True))]
+    functions = []
+    recorder = _Warnings()
+    for spec in chain:
+        f = guard.run(spec.make, function=spec.name, stage="build", chain=names, input=x)
+        if not isinstance(f, Function):
+            raise Finding(
+                "cannot_build",
+                spec.name,
+                f"its factory returned {type(f).__name__}, not a Function",
+                chain=names,
+                input=x,
+            )
+        v = variables[-1]
+        before = v.data.copy()
+        old_call = np.seterrcall(recorder)
+        try:
+            with np.errstate(divide="call", over="call", invalid="call", under="ignore"):
+                y = guard.run(
+                    lambda f=f, v=v: f(v), function=spec.name, stage="forward", chain=names, input=x
+                )
+        except Finding as finding:
+            if finding.kind == "forward_raised" and not _raised_inside(finding, f, "forward"):
+                raise _invalid(spec.name, "forward", finding.__cause__, names, x) from None
+            raise
+        finally:
+            np.seterrcall(old_call)
+        if not numeric(y.data):
+            raise _invalid(spec.name, "forward", y.data, names, x)
+        if not same(before, v.data):
+            raise _mutated(spec.name, "forward", names, x)
+        functions.append(f)
+        variables.append(y)
+    return Graph(chain, functions, variables, recorder.seen)
+
+
+def backprop(graph, gy, traversal="backward"):
+    """Run `traversal` ("backward" or "backward_recursive") from `graph.y` with upstream `gy`.
+
+    Returns the input's gradient after checking every stage's gradient for type,
+    shape, dtype and finiteness, and every input for mutation; raises a Finding
+    that names the Function at fault.
+    """
+    names = graph.names()
+    x = graph.x.data
+    before = [v.data.copy() for v in graph.variables]
+    graph.y.grad = np.array(gy, copy=True)
+
+    def blame(exc):
+        return _culprit(graph, exc)
+
+    try:
+        with np.errstate(all="ignore"):  # overflow is judged below, not printed
+            guard.run(
+                getattr(graph.y, traversal), function=blame, stage="backward", chain=names, input=x
+            )
+    except Finding as finding:
+        if finding.kind == "backward_raised":
+            _blame_bad_upstream(graph, names, x)
+        raise
+    for i in reversed(range(len(graph.functions))):
+        _check_gradient(graph, i, names, x)
+    for spec, old, v in zip(graph.chain, before, graph.variables, strict=False):
+        if not same(old, v.data):
+            raise _mutated(spec.name, "backward", names, x)
+    return graph.x.grad
+
+
+def _check_gradient(graph, i, names, x):
+    name = graph.chain[i].name
+    v = graph.variables[i]
+    g = v.grad
+    if not numeric(g):
+        raise _invalid(name, "backward", g, names, x)
+    if np.shape(g) != v.data.shape:
+        raise Finding(
+            "wrong_shape",
+            name,
+            f"backward returned shape {np.shape(g)} for an input of shape {v.data.shape}",
+            chain=names,
+            input=x,
+        )
+    if np.asarray(g).dtype.kind != "f":
+        raise Finding(
+            "wrong_dtype",
+            name,
+            f"backward returned dtype {np.asarray(g).dtype}; a gradient must be floating",
+            chain=names,
+            input=x,
+        )
+    upstream = graph.variables[i + 1].grad
+    if not np.isfinite(g).all() and np.isfinite(upstream).all() and graph.valid():
+        estimate = _local_derivative(graph.chain[i], v.data, upstream)
+        if not np.isfinite(estimate) or abs(estimate) > _OVERFLOW:
+            guard.reject_example("the true gradient overflows")
+        raise Finding(
+            "nonfinite_gradient",
+            name,
+            "backward returned a non-finite gradient from a finite upstream gradient, "
+            f"where the central difference gives the finite {estimate:.17g}",
+            chain=names,
+            input=x,
+            gradient=np.asarray(g),
+            numerical=estimate,
+        )
+
+
+# Above this, a directional derivative is taken to overflow in a correct backward too.
+_OVERFLOW = 1e300
+
+
+def _local_derivative(spec, a, upstream):
+    """<upstream, f(a + h p) - f(a - h p)> / 2h for one Function, p = max(|a|, 1), h = 1e-6."""
+    h, p = 1e-6, np.maximum(np.abs(a), 1.0)
+    with np.errstate(all="ignore"):
+        plus = build((spec,), a + h * p).y.data
+        minus = build((spec,), a - h * p).y.data
+        return float(np.sum(upstream * (plus - minus))) / (2 * h)
+
+
+def _culprit(graph, exc):
+    """The name of the deepest Function whose backward is on `exc`'s traceback."""
+    by_id = {id(f): spec.name for spec, f in zip(graph.chain, graph.functions, strict=True)}
+    name = graph.chain[-1].name
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if tb.tb_frame.f_code.co_name == "backward" and id(owner) in by_id:
+            name = by_id[id(owner)]
+        tb = tb.tb_next
+    return name
+
+
+def _blame_bad_upstream(graph, names, x):
+    """A backward that raised on an invalid gy is the victim: blame the one that produced gy."""
+    for i in range(len(graph.functions) - 1, 0, -1):
+        g = graph.variables[i].grad
+        if g is not None and not (numeric(g) and np.shape(g) == graph.variables[i].data.shape):
+            _check_gradient(graph, i, names, x)
+
+
+def _raised_inside(finding, f, method):
+    """True when the exception behind `finding` passed through `f`'s own `method`."""
+    code = getattr(type(f), method).__code__
+    tb = finding.__cause__.__traceback__ if finding.__cause__ else None
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _invalid(name, stage, value, names, x):
+    shown = value if isinstance(value, BaseException) else f"{type(value).__name__} {value!r:.60}"
+    return Finding(
+        "invalid_return",
+        name,
+        f"{stage} returned an invalid value ({shown}); it must return a numeric numpy.ndarray",
+        chain=names,
+        input=x,
+    )
+
+
+def _mutated(name, stage, names, x):
+    return Finding(
+        "input_mutated",
+        name,
+        f"{stage} changed its input's data in place; a Function must leave its input alone",
+        chain=names,
+        input=x,
+    )
+
+
+def same(a, b):
+    """Bitwise equality, NaN payloads and signed zeros included."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()

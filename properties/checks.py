@@ -1,0 +1,152 @@
+"""The checks each property test calls: they return quietly, reject the example, or raise a Finding.
+
+They also run outside Hypothesis (the replay scripts): there, events, notes and
+targets are skipped and a rejection raises `hypothesis.errors.UnsatisfiedAssumption`.
+"""
+
+import contextlib
+
+import numpy as np
+from hypothesis import event, note, target
+
+from properties import chain as chains
+from properties import oracle
+from properties.findings import Finding
+from properties.guard import reject_example, tell
+
+
+@contextlib.contextmanager
+def _about(case):
+    """Attach the case's upstream gradient and direction to any Finding, for the replay."""
+    try:
+        yield
+    except Finding as finding:
+        finding.numbers.setdefault("upstream_grad", case.gy)
+        finding.numbers.setdefault("direction", case.d)
+        raise
+
+
+def _nondeterministic(case, first, second):
+    return Finding(
+        "nondeterministic",
+        case.target,
+        "two backward() passes over fresh graphs of the same chain returned different bits",
+        chain=case.names(),
+        input=case.x,
+        first_gradient=np.asarray(first, dtype=np.float64),
+        second_gradient=np.asarray(second, dtype=np.float64),
+    )
+
+
+def _valid_graph(case):
+    graph = chains.build(case.chain, case.x)
+    if not graph.valid():
+        reject_example("input outside the chain's domain")
+    return graph
+
+
+def check_gradient(case):
+    with _about(case):
+        return _check_gradient(case)
+
+
+def _check_gradient(case):
+    """Backprop's <g, p> matches the oracle's directional derivative within its own error.
+
+    Tries steps scaled by max(|x|, 1) first and relative to |x| when those leave
+    the domain. Rejects kinks and non-convergent differences with an event;
+    raises a `gradient_mismatch` Finding otherwise. Returns the Verdict.
+    """
+    graph = _valid_graph(case)
+    g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
+    grads = [v.grad for v in graph.variables]
+    scales = (np.maximum(np.abs(case.x), 1.0), np.where(case.x != 0, np.abs(case.x), 1.0))
+    for scale in scales:
+        p = case.d * scale
+        analytic = float(np.sum(g * p))
+        floor = oracle.analytic_rounding(g, p, len(case.chain))
+        judge = oracle.Oracle(case.chain, case.x, p, case.gy, grads)
+        verdict = oracle.compare(judge, analytic, floor)
+        if verdict.status == "suspect":
+            verdict = oracle.diagnose(judge, analytic, floor)
+        if verdict.status != "reject":
+            break
+    if verdict.status == "reject":
+        reject_example(verdict.reason)
+    tell(event, f"gradient: {verdict.status} ({verdict.reason})")
+    tell(
+        note,
+        f"analytic={float.hex(verdict.analytic)} numerical={float.hex(verdict.numerical)} "
+        f"tolerance={float.hex(verdict.tolerance)} step={float.hex(verdict.step)}",
+    )
+    tell(target, min(verdict.abs_error / verdict.tolerance, 1e6), label="error/tolerance")
+    if verdict.status == "fail":
+        raise Finding(
+            "gradient_mismatch",
+            case.target,
+            f"<backward(gy), p> = {verdict.analytic:.17g} but the central difference gives "
+            f"{verdict.numerical:.17g} +- {verdict.tolerance:.3g}",
+            chain=case.names(),
+            input=case.x,
+            upstream_grad=case.gy,
+            direction=case.d,
+            analytic=verdict.analytic,
+            numerical=verdict.numerical,
+            abs_error=verdict.abs_error,
+            rel_error=verdict.rel_error,
+            tolerance=verdict.tolerance,
+            step=verdict.step,
+            classification="real mismatch",
+        )
+    return verdict
+
+
+def check_traversals(case):
+    """backward() and backward_recursive() give bit-identical gradients on fresh graphs."""
+    with _about(case):
+        loop = chains.backprop(_valid_graph(case), case.gy, "backward")
+        recursive = chains.backprop(_valid_graph(case), case.gy, "backward_recursive")
+        if chains.same(loop, recursive):
+            return
+        again = chains.backprop(_valid_graph(case), case.gy, "backward")
+        if not chains.same(loop, again):
+            raise _nondeterministic(case, loop, again)
+        raise Finding(
+            "traversal_mismatch",
+            case.target,
+            "backward() and backward_recursive() returned different gradients",
+            chain=case.names(),
+            input=case.x,
+            first_gradient=np.asarray(loop, dtype=np.float64),
+            second_gradient=np.asarray(recursive, dtype=np.float64),
+        )
+
+
+def check_invariants(case):
+    """Engine invariants: outputs are Variables holding ndarrays; inputs are left unchanged;
+    the gradient has the input's shape and a floating dtype; fresh graphs repeat bit for bit.
+    """
+    with _about(case):
+        first = _valid_graph(case)
+        for v in first.variables[1:]:
+            if not isinstance(v.data, np.ndarray):
+                raise Finding(
+                    "invalid_return",
+                    case.target,
+                    f"an output Variable holds {type(v.data).__name__}, not an ndarray",
+                    chain=case.names(),
+                    input=case.x,
+                )
+        g1 = chains.backprop(first, case.gy)
+        g2 = chains.backprop(_valid_graph(case), case.gy)
+        if not chains.same(g1, g2):
+            raise _nondeterministic(case, g1, g2)
+
+
+# The property each test checks, by name; the replay scripts look checks up here.
+CHECKS = {
+    "gradient": check_gradient,
+    "gradient_of_chains": check_gradient,
+    "traversals_agree": check_traversals,
+    "invariants_hold": check_invariants,
+}

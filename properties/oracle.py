@@ -1,0 +1,144 @@
+"""The numerical oracle: directional central differences with an estimate of their own error.
+
+The check compares backward's vector-Jacobian product <g, p> with the central
+difference <gy, f(x + h p) - f(x - h p)> / 2h. The tolerance is not a fixed
+rtol: it is the oracle's estimated error, the sum of
+- truncation, estimated as |D(h) - D(h/2)| (about three times D(h/2)'s own), and
+- rounding, from a first-order forward error model: each stage i adds a
+  relative error of ULPS machine epsilons to its output a_i, which reaches the
+  result weighted by the gradient at that stage, sum_i <|grad a_i|, |a_i|>; the
+  x term covers the rounding of x +- h p itself.
+Only when the cheap check fails does `diagnose` spend more forward passes: a
+ladder of steps that recognises kinks and non-convergent differences (rejected,
+never reported) and otherwise re-judges on the best converged step.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from properties import chain as chains
+
+EPS = float(np.finfo(np.float64).eps)
+TINY = float(np.finfo(np.float64).tiny)
+H0 = EPS ** (1 / 3)  # balances truncation (h^2) against rounding (eps / h)
+ULPS = 4  # rounding error one stage's forward may add, in machine epsilons
+SAFETY = 2  # margin on top of the error estimate
+LADDER = [H0 * 2.0**k for k in range(3, -10, -1)]  # 8 h0 down to h0 / 512
+
+
+@dataclass
+class Point:
+    """Forward values at one point and their rounding scale sum_i <|grad a_i|, |a_i|>."""
+
+    y: np.ndarray
+    scale: float
+
+
+@dataclass
+class Verdict:
+    """The outcome of one gradient comparison; `status` is pass, fail or reject."""
+
+    status: str
+    reason: str
+    analytic: float
+    numerical: float
+    tolerance: float
+    step: float
+
+    @property
+    def abs_error(self):
+        return abs(self.analytic - self.numerical)
+
+    @property
+    def rel_error(self):
+        denominator = max(abs(self.analytic), abs(self.numerical))
+        return self.abs_error / denominator if denominator > 0 else 0.0
+
+
+class Oracle:
+    """Directional differences of one chain at x along p, weighted by gy.
+
+    `grads` are the gradients at every stage from backprop at x (x first, gy last).
+    """
+
+    def __init__(self, chain, x, p, gy, grads):
+        self.chain, self.x, self.p, self.gy = chain, x, p, gy
+        self.grads = [np.abs(np.asarray(g, dtype=np.float64)) for g in grads]
+        self._points = {}
+
+    def at(self, t):
+        """Forward at x + t p, or None where the chain is not valid there."""
+        if t not in self._points:
+            graph = chains.build(self.chain, self.x + t * self.p)
+            point = None
+            if graph.valid():
+                scale = sum(
+                    float(np.sum(g * np.abs(v.data)))
+                    for g, v in zip(self.grads, graph.variables, strict=True)
+                )
+                point = Point(graph.y.data, scale)
+            self._points[t] = point
+        return self._points[t]
+
+    def central(self, h):
+        """(D(h), rounding error of D(h)), or None where a point is invalid."""
+        plus, minus = self.at(h), self.at(-h)
+        if plus is None or minus is None:
+            return None
+        value = float(np.sum(self.gy * (plus.y - minus.y))) / (2 * h)
+        return value, ULPS * EPS * (plus.scale + minus.scale) / (2 * h)
+
+    def one_sided_gap(self, h):
+        """(|forward difference - backward difference|, its rounding error) at step h."""
+        plus, zero, minus = self.at(h), self.at(0.0), self.at(-h)
+        if plus is None or zero is None or minus is None:
+            return None
+        gap = float(np.sum(self.gy * (plus.y - 2 * zero.y + minus.y))) / h
+        return abs(gap), 2 * ULPS * EPS * (plus.scale + 2 * zero.scale + minus.scale) / h
+
+
+def analytic_rounding(g, p, depth):
+    """Rounding error of <g, p>: each backward stage adds ULPS epsilons, relative."""
+    return ULPS * EPS * (depth + 1) * float(np.sum(np.abs(g * p))) + 1e3 * TINY
+
+
+def compare(oracle, analytic, floor):
+    """The cheap check: D(h) and D(h/2) at the first step where both are valid."""
+    for h in LADDER[3:]:
+        coarse, fine = oracle.central(h), oracle.central(h / 2)
+        if coarse is not None and fine is not None:
+            tolerance = SAFETY * (abs(coarse[0] - fine[0]) + fine[1]) + floor
+            status = "pass" if abs(analytic - fine[0]) <= tolerance else "suspect"
+            return Verdict(status, "central difference", analytic, fine[0], tolerance, h / 2)
+    return Verdict("reject", "no step keeps x +- h p valid", analytic, np.nan, np.nan, np.nan)
+
+
+def diagnose(oracle, analytic, floor):
+    """The expensive re-judgement of a suspect: kink, non-convergence, or the verdict."""
+    gaps = {h: oracle.one_sided_gap(h) for h in LADDER}
+    clear = {h: found[0] for h, found in gaps.items() if found and found[0] > 8 * found[1]}
+    if clear:
+        # At a kink the one-sided differences disagree by the jump, whatever the step;
+        # on a smooth function they disagree by O(h), so a quarter of the step quarters it.
+        h = min(clear)
+        if 4 * h in clear and clear[h] > 0.5 * clear[4 * h]:
+            return Verdict("reject", "kink", analytic, np.nan, np.nan, h)
+    best = None
+    diffs = [(h, oracle.central(h)) for h in LADDER]
+    for (_h1, d1), (_h2, d2), (h3, d3) in zip(diffs, diffs[1:], diffs[2:], strict=False):
+        if d1 is None or d2 is None or d3 is None:
+            continue
+        e1, e2 = abs(d1[0] - d2[0]), abs(d2[0] - d3[0])
+        if e2 > 0.5 * e1 + 2 * (d2[1] + d3[1]):
+            continue  # not in the asymptotic regime yet, or noise
+        tolerance = SAFETY * (e2 + d3[1]) + floor
+        if best is None or tolerance < best.tolerance:
+            best = Verdict("pass", "converged ladder", analytic, d3[0], tolerance, h3)
+    if best is None:
+        valid = sum(d is not None for _, d in diffs)
+        reason = "overflow or domain edge" if valid < len(diffs) else "non-convergent difference"
+        return Verdict("reject", reason, analytic, np.nan, np.nan, np.nan)
+    if best.abs_error > best.tolerance:
+        best.status, best.reason = "fail", "mismatch"
+    return best

@@ -1,0 +1,1 @@
+"""Tests of the harness itself, run on throwaway modules with pytester."""

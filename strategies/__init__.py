@@ -1,0 +1,22 @@
+"""Hypothesis strategies for Function classes, chains, inputs and upstream gradients."""
+
+from strategies.arrays import directions, inputs, shapes, upstream_grads, values
+from strategies.cases import Case, cases
+from strategies.chains import chains, function_classes
+from strategies.registry import FunctionRegistry, Spec, default_registry, defined_in
+
+__all__ = [
+    "Case",
+    "FunctionRegistry",
+    "Spec",
+    "cases",
+    "chains",
+    "default_registry",
+    "defined_in",
+    "directions",
+    "function_classes",
+    "inputs",
+    "shapes",
+    "upstream_grads",
+    "values",
+]

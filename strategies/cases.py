@@ -1,0 +1,50 @@
+"""Whole test cases: a chain, an input in its domain, an upstream gradient and a direction."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from strategies.arrays import _valid_inputs, directions, upstream_grads
+from strategies.chains import chains
+
+
+def _hex(array):
+    return [float.hex(float(v)) for v in np.ravel(array)]
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One example: `target` is the name of the Function under test, which `chain` contains."""
+
+    target: str
+    chain: tuple
+    x: np.ndarray
+    gy: np.ndarray
+    d: np.ndarray
+
+    def names(self):
+        return [spec.name for spec in self.chain]
+
+    def __repr__(self):
+        return (
+            f"Case(chain={' -> '.join(self.names())}, shape={self.x.shape}, "
+            f"x={_hex(self.x)}, gy={_hex(self.gy)}, d={_hex(self.d)})"
+        )
+
+
+@st.composite
+def cases(draw, *, target, pool=(), max_length=8, max_dims=2, max_side=4, shape=None):
+    """Cases for the Spec `target`, alone or composed with Functions of `pool`.
+
+    Bounds: `max_length` (default 8) Functions per chain, `max_dims` (default 2)
+    and `max_side` (default 4) for the input's shape unless `shape` fixes it.
+    The chain is drawn first and shrinks first (toward `target` alone), then
+    the shape (toward 0-d), then the values (toward 0 for x, 1.5 for gy, 0.5
+    for d).
+    """
+    chain = draw(chains(pool=pool, containing=target, max_length=max_length))
+    x, graph = draw(_valid_inputs(chain, max_dims=max_dims, max_side=max_side, shape=shape))
+    gy = draw(upstream_grads(shape=graph.y.data.shape))
+    d = draw(directions(shape=x.shape))
+    return Case(target.name, chain, x, gy, d)
