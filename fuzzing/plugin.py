@@ -154,6 +154,8 @@ def _findings(exc, spec_name):
                 f"({type(exc).__name__})",
             )
         ]
+    if isinstance(exc, Exception) and spec_name:
+        return [Finding("harness_error", spec_name, f"{type(exc).__name__}: {exc}")]
     return []
 
 

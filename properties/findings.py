@@ -22,6 +22,7 @@ KINDS = {
     "timeout": "the call did not return within the time limit",
     "cannot_build": "the harness cannot construct the Function with no arguments",
     "no_valid_input": "no input was found on which forward returns finite values",
+    "harness_error": "the harness itself failed on this function; please report it",
 }
 
 

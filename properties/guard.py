@@ -16,7 +16,7 @@ _hangs = {}
 
 
 class _Timeout(BaseException):
-    """Raised by the alarm; a BaseException so that `except Exception` in user code cannot eat it."""
+    """Raised by the alarm; a BaseException, so `except Exception` in user code cannot eat it."""
 
 
 def configure(*, time_limit):

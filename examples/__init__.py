@@ -1,0 +1,1 @@
+"""Example Functions to fuzz: correct ones (`correct.py`) and deliberately wrong ones (`wrong.py`)."""
