@@ -152,10 +152,13 @@ def _findings(exc, spec_name):
                 spec_name,
                 "Hypothesis found no input on which the chain's forward is finite "
                 f"({type(exc).__name__})",
+                chain=[spec_name],
             )
         ]
     if isinstance(exc, Exception) and spec_name:
-        return [Finding("harness_error", spec_name, f"{type(exc).__name__}: {exc}")]
+        return [
+            Finding("harness_error", spec_name, f"{type(exc).__name__}: {exc}", chain=[spec_name])
+        ]
     return []
 
 
@@ -172,11 +175,16 @@ def pytest_runtest_makereport(item, call):
         for finding in _findings(call.excinfo.value, spec.name):
             finding.property = prop
             found.append(finding.to_dict())
-        if found:
+        if found and all(f["kind"] != "harness_error" for f in found):
+            # The finding and Hypothesis's shrunk example, without the harness's traceback.
+            notes = getattr(call.excinfo.value, "__notes__", [])
             rep.longrepr = "\n".join(
-                f"{f['kind']} in {f['function']} (chain {' -> '.join(f['chain'])}): "
-                f"{f['explanation']}"
-                for f in found
+                [
+                    f"{f['kind']} in {f['function']} (chain {' -> '.join(f['chain'])}): "
+                    f"{f['explanation']}"
+                    for f in found
+                ]
+                + list(notes)
             )
     rep.user_properties.append(
         (_PROPERTY, {"spec": spec.name, "counts": harness.take_counts(), "findings": found})

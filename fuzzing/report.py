@@ -21,13 +21,25 @@ def _json_safe(value):
     return value
 
 
+# Kinds that a nondeterministic backward produces as a side effect.
+_SYMPTOMS_OF_NOISE = {"gradient_mismatch", "traversal_mismatch"}
+
+
 def merge(findings):
     """One finding per (function, kind): the shortest chain wins, then the first property.
 
-    The others' properties are listed under `found_by`.
+    The others' properties are listed under `found_by`. A function whose backward
+    is nondeterministic gets that one finding: its mismatches are symptoms.
     """
+    noisy = {f["function"] for f in findings if f["kind"] == "nondeterministic"}
     best = {}
-    for f in sorted(findings, key=lambda f: (len(f["chain"]), f["property"] or "")):
+
+    def rank(f):
+        return (len(f["chain"]), f["kind"] in _SYMPTOMS_OF_NOISE, f["property"] or "")
+
+    for f in sorted(findings, key=rank):
+        if f["function"] in noisy and f["kind"] in _SYMPTOMS_OF_NOISE:
+            f = {**f, "kind": "nondeterministic"}
         key = (f["function"], f["kind"])
         if key in best:
             best[key]["found_by"] = sorted({*best[key]["found_by"], f["property"]})

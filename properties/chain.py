@@ -119,7 +119,7 @@ def backprop(graph, gy, traversal="backward"):
     graph.y.grad = np.array(gy, copy=True)
 
     def blame(exc):
-        return _culprit(graph, exc)
+        return graph.chain[_culprit(graph, exc)].name
 
     try:
         with np.errstate(all="ignore"):  # overflow is judged below, not printed
@@ -128,7 +128,10 @@ def backprop(graph, gy, traversal="backward"):
             )
     except Finding as finding:
         if finding.kind == "backward_raised":
-            _blame_bad_upstream(graph, names, x)
+            # A backward that raised on an invalid gy is the victim: blame gy's producer.
+            upstream = _culprit(graph, finding.__cause__) + 1
+            if upstream < len(graph.functions):
+                _check_gradient(graph, upstream, names, x)
         raise
     for i in reversed(range(len(graph.functions))):
         _check_gradient(graph, i, names, x)
@@ -191,24 +194,16 @@ def _local_derivative(spec, a, upstream):
 
 
 def _culprit(graph, exc):
-    """The name of the deepest Function whose backward is on `exc`'s traceback."""
-    by_id = {id(f): spec.name for spec, f in zip(graph.chain, graph.functions, strict=True)}
-    name = graph.chain[-1].name
-    tb = exc.__traceback__
+    """The index of the deepest Function whose backward is on `exc`'s traceback (else the last)."""
+    index = {id(f): i for i, f in enumerate(graph.functions)}
+    culprit = len(graph.functions) - 1
+    tb = exc.__traceback__ if exc is not None else None
     while tb is not None:
         owner = tb.tb_frame.f_locals.get("self")
-        if tb.tb_frame.f_code.co_name == "backward" and id(owner) in by_id:
-            name = by_id[id(owner)]
+        if tb.tb_frame.f_code.co_name == "backward" and id(owner) in index:
+            culprit = index[id(owner)]
         tb = tb.tb_next
-    return name
-
-
-def _blame_bad_upstream(graph, names, x):
-    """A backward that raised on an invalid gy is the victim: blame the one that produced gy."""
-    for i in range(len(graph.functions) - 1, 0, -1):
-        g = graph.variables[i].grad
-        if g is not None and not (numeric(g) and np.shape(g) == graph.variables[i].data.shape):
-            _check_gradient(graph, i, names, x)
+    return culprit
 
 
 def _raised_inside(finding, f, method):

@@ -118,7 +118,9 @@ def check_traversals(case):
         if chains.same(loop, recursive):
             return
         again = chains.backprop(_valid_graph(case), case.gy, "backward")
-        if not chains.same(loop, again):
+        if not chains.same(loop, again) or not chains.same(
+            recursive, chains.backprop(_valid_graph(case), case.gy, "backward_recursive")
+        ):
             raise _nondeterministic(case, loop, again)
         raise Finding(
             "traversal_mismatch",

@@ -58,12 +58,13 @@ def run(call, *, function, stage, chain=(), input=None):
 
     `function` is the name to blame, or a callable that takes the exception and
     returns it. `stage` ("build", "forward" or "backward") picks the kind of
-    Finding for an exception. A chain holding a function that hung once in this
-    test raises that timeout Finding again at once instead of hanging again.
+    Finding for an exception. A chain holding a function that hung at this stage
+    once in this test raises that timeout Finding again at once instead of
+    hanging again.
     """
     for name in chain or [function]:
-        if name in _hangs:
-            raise _hangs[name]
+        if (name, stage) in _hangs:
+            raise _hangs[name, stage]
     limit = time_limit()
     try:
         with _alarm(limit):
@@ -78,7 +79,7 @@ def run(call, *, function, stage, chain=(), input=None):
             chain=chain,
             input=input,
         )
-        _hangs[function] = finding
+        _hangs[function, stage] = finding
         raise finding from None
     except Finding:
         raise
