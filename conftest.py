@@ -6,4 +6,4 @@ When the project is installed, its pytest11 entry point has the same name, so
 pytest registers the plugin once.
 """
 
-pytest_plugins = ["fuzzing.plugin"]
+pytest_plugins = ["fuzzing.plugin", "pytester"]

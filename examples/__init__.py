@@ -1,1 +1,1 @@
-"""Example Functions to fuzz: correct ones (`correct.py`) and deliberately wrong ones (`wrong.py`)."""
+"""Example Functions to fuzz: correct ones (correct.py) and deliberately wrong ones (wrong.py)."""

@@ -13,6 +13,7 @@ ladder of steps that recognises kinks and non-convergent differences (rejected,
 never reported) and otherwise re-judges on the best converged step.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,10 +138,10 @@ def _trusted(rows, analytic):
     for d, _noise, gap, gap_noise, reach in rows:
         if gap > 0.25 * abs(d) + 8 * gap_noise or abs(analytic) > reach:
             return False
-    deltas = [a[0] - b[0] for a, b in zip(rows, rows[1:], strict=False)]
-    noises = [2 * (a[1] + b[1]) for a, b in zip(rows, rows[1:], strict=False)]
+    deltas = [a[0] - b[0] for a, b in itertools.pairwise(rows)]
+    noises = [2 * (a[1] + b[1]) for a, b in itertools.pairwise(rows)]
     for (before, after), noise in zip(
-        zip(deltas, deltas[1:], strict=False), noises[1:], strict=False
+        itertools.pairwise(deltas), noises[1:], strict=False
     ):
         if abs(after) <= noise:
             continue
@@ -175,7 +176,7 @@ def diagnose(oracle, analytic, floor):
         )
     # Windows that each look converged but contradict each other mean the oracle is
     # being fooled (a step aliasing a fast oscillation): it cannot judge here.
-    for a, b in zip(estimates, estimates[1:], strict=False):
+    for a, b in itertools.pairwise(estimates):
         if abs(a.numerical - b.numerical) > a.tolerance + b.tolerance:
             return Verdict("reject", "inconsistent differences", analytic, np.nan, np.nan, np.nan)
     best = min(estimates, key=lambda v: v.tolerance, default=None)

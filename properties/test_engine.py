@@ -79,7 +79,7 @@ def test_variable_rejects_what_is_not_an_ndarray():
 
 
 def test_a_function_rejects_what_is_not_a_variable():
-    with pytest.raises(TypeError, match="<class 'numpy.ndarray'> is not supported"):
+    with pytest.raises(TypeError, match=r"<class 'numpy\.ndarray'> is not supported"):
         Square()(np.array(1.0))
 
 

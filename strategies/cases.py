@@ -26,6 +26,9 @@ class Case:
     def names(self):
         return [spec.name for spec in self.chain]
 
+    def _repr_pretty_(self, printer, cycle):  # Hypothesis prints examples with this
+        printer.text(repr(self))
+
     def __repr__(self):
         return (
             f"Case(chain={' -> '.join(self.names())}, shape={self.x.shape}, "

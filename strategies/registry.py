@@ -32,6 +32,9 @@ class Spec:
     def __repr__(self):
         return self.name
 
+    def _repr_pretty_(self, printer, cycle):  # Hypothesis prints examples with this
+        printer.text(repr(self))
+
 
 def is_concrete(obj):
     """True for a Function subclass that defines its own forward and is not abstract."""
