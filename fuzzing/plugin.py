@@ -118,7 +118,8 @@ def harness(request):
 
 
 def pytest_generate_tests(metafunc):
-    if "spec" in metafunc.fixturenames:
+    """A test that takes both `spec` and `harness` runs once per Function under test."""
+    if {"spec", "harness"} <= set(metafunc.fixturenames):
         specs = metafunc.config.stash[_HARNESS].specs
         metafunc.parametrize("spec", specs, ids=[s.name for s in specs])
 

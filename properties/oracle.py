@@ -140,9 +140,7 @@ def _trusted(rows, analytic):
             return False
     deltas = [a[0] - b[0] for a, b in itertools.pairwise(rows)]
     noises = [2 * (a[1] + b[1]) for a, b in itertools.pairwise(rows)]
-    for (before, after), noise in zip(
-        itertools.pairwise(deltas), noises[1:], strict=False
-    ):
+    for (before, after), noise in zip(itertools.pairwise(deltas), noises[1:], strict=False):
         if abs(after) <= noise:
             continue
         if after * before < 0 or abs(after) > 0.5 * abs(before) + noise:

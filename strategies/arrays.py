@@ -127,22 +127,30 @@ def _bad_elements(graph):
     return bad if bad.any() else np.ones(shape, dtype=bool)
 
 
-@st.composite
-def inputs(draw, chain, *, max_dims=2, max_side=4, shape=None):
+def inputs(chain, *, max_dims=2, max_side=4, shape=None):
     """Inputs x on which every Function of `chain` is valid, of a drawn or given `shape`.
 
     `max_dims` (default 2) and `max_side` (default 4) bound the drawn shape,
     which shrinks toward (); values shrink toward 0 within the domain. Rejects
     the example when the chain is valid at none of its anchors.
     """
-    found = draw(_valid_inputs(chain, max_dims=max_dims, max_side=max_side, shape=shape))
-    return found[0]
+    return valid_inputs(chain, max_dims=max_dims, max_side=max_side, shape=shape).map(
+        lambda found: found[0]
+    )
+
+
+def valid_inputs(chain, *, max_dims=2, max_side=4, shape=None):
+    """Like `inputs`, but draws (x, the Graph of the chain's forward pass at x)."""
+    if not chain:
+        raise ValueError("chain=() is empty: draw inputs for at least one Function")
+    shapes_drawn = shapes(max_dims=max_dims, max_side=max_side) if shape is None else None
+    return _valid_inputs(tuple(chain), shapes_drawn, shape)
 
 
 @st.composite
-def _valid_inputs(draw, chain, *, max_dims, max_side, shape):
+def _valid_inputs(draw, chain, shapes_drawn, shape):
     if shape is None:
-        shape = draw(shapes(max_dims=max_dims, max_side=max_side))
+        shape = draw(shapes_drawn)
     raw = draw(hnp.arrays(np.float64, shape, elements=values()))
     found = valid_input(chain, raw)
     if found is None:

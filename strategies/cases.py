@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from strategies.arrays import _valid_inputs, directions, upstream_grads
+from strategies.arrays import directions, shapes, upstream_grads, valid_inputs
 from strategies.chains import chains
 
 
@@ -36,8 +36,7 @@ class Case:
         )
 
 
-@st.composite
-def cases(draw, *, target, pool=(), max_length=8, max_dims=2, max_side=4, shape=None):
+def cases(*, target, pool=(), max_length=8, max_dims=2, max_side=4, shape=None):
     """Cases for the Spec `target`, alone or composed with Functions of `pool`.
 
     Bounds: `max_length` (default 8) Functions per chain, `max_dims` (default 2)
@@ -46,8 +45,15 @@ def cases(draw, *, target, pool=(), max_length=8, max_dims=2, max_side=4, shape=
     the shape (toward 0-d), then the values (toward 0 for x, 1.5 for gy, 0.5
     for d).
     """
-    chain = draw(chains(pool=pool, containing=target, max_length=max_length))
-    x, graph = draw(_valid_inputs(chain, max_dims=max_dims, max_side=max_side, shape=shape))
+    drawn_chains = chains(pool=pool, containing=target, max_length=max_length)
+    shapes(max_dims=max_dims, max_side=max_side)  # validates the bounds now, not at draw time
+    return _cases(target, drawn_chains, max_dims, max_side, shape)
+
+
+@st.composite
+def _cases(draw, target, drawn_chains, max_dims, max_side, shape):
+    chain = draw(drawn_chains)
+    x, graph = draw(valid_inputs(chain, max_dims=max_dims, max_side=max_side, shape=shape))
     gy = draw(upstream_grads(shape=graph.y.data.shape))
     d = draw(directions(shape=x.shape))
     return Case(target.name, chain, x, gy, d)

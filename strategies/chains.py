@@ -13,8 +13,7 @@ def function_classes(*, registry):
     return st.sampled_from(specs)
 
 
-@st.composite
-def chains(draw, *, pool, containing=None, min_length=1, max_length=8):
+def chains(*, pool, containing=None, min_length=1, max_length=8):
     """Chains: tuples of Specs in the order applied, of `min_length` (default 1) to `max_length`
     (default 8) Functions drawn from `pool`.
 
@@ -28,9 +27,14 @@ def chains(draw, *, pool, containing=None, min_length=1, max_length=8):
     if max_length < 1:
         raise ValueError(f"max_length={max_length} must be at least 1")
     pool = list(pool)
+    if containing is None and not pool:
+        raise ValueError("pool=[] is empty and containing=None: nothing to chain")
+    return _chains(pool, containing, min_length, max_length)
+
+
+@st.composite
+def _chains(draw, pool, containing, min_length, max_length):
     if containing is None:
-        if not pool:
-            raise ValueError("pool=[] is empty and containing=None: nothing to chain")
         return tuple(
             draw(st.lists(st.sampled_from(pool), min_size=min_length, max_size=max_length))
         )
