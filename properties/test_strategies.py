@@ -48,7 +48,7 @@ def test_the_registry_finds_only_concrete_subclasses_defined_in_the_module():
 
 
 def test_the_registry_refuses_what_is_not_a_concrete_function():
-    with pytest.raises(TypeError, match="not a concrete engine.Function subclass"):
+    with pytest.raises(TypeError, match=r"not a concrete engine\.Function subclass"):
         FunctionRegistry().add(Function)
 
 
