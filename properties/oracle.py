@@ -74,10 +74,11 @@ class Oracle:
             graph = chains.build(self.chain, self.x + t * self.p)
             point = None
             if graph.valid():
-                scale = sum(
-                    float(np.sum(g * np.abs(v.data)))
-                    for g, v in zip(self.grads, graph.variables, strict=True)
-                )
+                with np.errstate(over="ignore"):  # an infinite scale only loosens the check
+                    scale = sum(
+                        float(np.sum(g * np.abs(v.data)))
+                        for g, v in zip(self.grads, graph.variables, strict=True)
+                    )
                 point = Point(graph.y.data, scale)
             self._points[t] = point
         return self._points[t]
