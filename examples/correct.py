@@ -112,3 +112,76 @@ class Softmax(Function):
     def backward(self, gy):
         y = self.output.data
         return y * (gy - np.sum(gy * y))
+
+
+class Softplus(Function):
+    def forward(self, x):
+        return np.logaddexp(0.0, x)
+
+    def backward(self, gy):
+        return (0.5 * np.tanh(0.5 * self.input.data) + 0.5) * gy
+
+
+class Reciprocal(Function):
+    domain = (0, None)
+
+    def forward(self, x):
+        return 1 / x
+
+    def backward(self, gy):
+        return -gy / self.input.data**2
+
+
+class Cube(Function):
+    def forward(self, x):
+        return x**3
+
+    def backward(self, gy):
+        return 3 * self.input.data**2 * gy
+
+
+class Mean(Function):
+    def forward(self, x):
+        return np.mean(x)
+
+    def backward(self, gy):
+        x = self.input.data
+        return gy * np.ones_like(x) / x.size
+
+
+class LogSumExp(Function):
+    def forward(self, x):
+        m = np.max(x)
+        return m + np.log(np.sum(np.exp(x - m)))
+
+    def backward(self, gy):
+        x = self.input.data
+        z = np.exp(x - np.max(x))
+        return gy * z / np.sum(z)
+
+
+class HardTanh(Function):
+    def forward(self, x):
+        return np.clip(x, -1.0, 1.0)
+
+    def backward(self, gy):
+        x = self.input.data
+        return ((x > -1) & (x < 1)) * gy  # kinks at -1 and 1
+
+
+class Atan(Function):
+    def forward(self, x):
+        return np.arctan(x)
+
+    def backward(self, gy):
+        return gy / (1 + self.input.data**2)  # saturates for large |x|
+
+
+class Log1p(Function):
+    domain = (-1, None)
+
+    def forward(self, x):
+        return np.log1p(x)
+
+    def backward(self, gy):
+        return gy / (1 + self.input.data)

@@ -1,4 +1,4 @@
-"""python -m fuzzing TARGET... [-- PYTEST_ARGS]: fuzz TARGETs with the property suite, from anywhere."""
+"""python -m fuzzing TARGET... [-- PYTEST_ARGS]: fuzz TARGETs with the property suite."""
 
 import os
 import sys

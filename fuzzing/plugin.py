@@ -35,6 +35,7 @@ class Harness:
         self.examples = {}
         self.findings = []
         self.ran = False
+        self.summary = []
         self.started = time.time()
         self._current = {}
 
@@ -193,11 +194,22 @@ def pytest_runtest_makereport(item, call):
     return rep
 
 
+_SUMMARY = "gradfuzz_summary"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report):
     for name, value in report.user_properties:
         if name == _PROPERTY:
             _harness_of[0].collect(value)
+        elif name == _SUMMARY and report.when == "call":
+            _harness_of[0].summary.append(value)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Lines that tests recorded with record_property("gradfuzz_summary", line)."""
+    for line in sorted(_harness_of[0].summary):
+        terminalreporter.write_line(f"gradfuzz: {line}")
 
 
 # pytest_runtest_logreport has no config argument: the session's Harness, set at configure.

@@ -43,6 +43,7 @@ def outside(domain, values):
     A bound of None is unbounded.
     """
     lo, hi = domain
+    values = np.real(values)  # a complex-step input is judged by its real part
     mask = np.zeros(np.shape(values), dtype=bool)
     if lo is not None:
         mask |= values <= lo
@@ -51,8 +52,9 @@ def outside(domain, values):
     return mask
 
 
-def numeric(value):
-    return isinstance(value, np.ndarray | np.generic) and np.asarray(value).dtype.kind in "biuf"
+def numeric(value, kinds="biuf"):
+    """True for an ndarray or numpy scalar whose dtype kind is one of `kinds`."""
+    return isinstance(value, np.ndarray | np.generic) and np.asarray(value).dtype.kind in kinds
 
 
 class _Warnings:
@@ -97,7 +99,7 @@ def build(chain, x):
             raise
         finally:
             np.seterrcall(old_call)
-        if not numeric(y.data):
+        if not numeric(y.data, "biufc" if np.iscomplexobj(x) else "biuf"):
             raise _invalid(spec.name, "forward", y.data, names, x)
         if not same(before, v.data):
             raise _mutated(spec.name, "forward", names, x)
@@ -165,8 +167,8 @@ def _check_gradient(graph, i, names, x):
         )
     upstream = graph.variables[i + 1].grad
     if not np.isfinite(g).all() and np.isfinite(upstream).all() and graph.valid():
-        estimate = _local_derivative(graph.chain[i], v.data, upstream)
-        if not np.isfinite(estimate) or abs(estimate) > _OVERFLOW:
+        estimate = _finite_partial(graph.chain[i], v.data, upstream, ~np.isfinite(g))
+        if estimate is None:
             guard.reject_example("the true gradient overflows")
         raise Finding(
             "nonfinite_gradient",
@@ -180,17 +182,36 @@ def _check_gradient(graph, i, names, x):
         )
 
 
-# Above this, a directional derivative is taken to overflow in a correct backward too.
+# Above this, a partial derivative is taken to overflow in a correct backward too.
 _OVERFLOW = 1e300
+# Beyond this many elements, the partial derivatives are not worth one pass each.
+_MAX_PARTIALS = 64
 
 
-def _local_derivative(spec, a, upstream):
-    """<upstream, f(a + h p) - f(a - h p)> / 2h for one Function, p = max(|a|, 1), h = 1e-6."""
-    h, p = 1e-6, np.maximum(np.abs(a), 1.0)
-    with np.errstate(all="ignore"):
-        plus = build((spec,), a + h * p).y.data
-        minus = build((spec,), a - h * p).y.data
-        return float(np.sum(upstream * (plus - minus))) / (2 * h)
+def _finite_partial(spec, a, upstream, where):
+    """A finite partial derivative of <upstream, f(a)> at an element in `where`, or None.
+
+    Central differences with a step relative to |a_i| when |a_i| < 1, one element
+    at a time; None when every one overflows, leaves the domain, or there are too
+    many elements to try.
+    """
+    if a.size > _MAX_PARTIALS:
+        return None
+    h = 1e-6
+    scale = np.where((a != 0) & (np.abs(a) < 1), np.abs(a), 1.0)
+    for i in np.ndindex(a.shape):
+        if not where[i]:
+            continue
+        step = np.zeros_like(a)
+        step[i] = h * scale[i]
+        with np.errstate(all="ignore"):
+            plus, minus = build((spec,), a + step), build((spec,), a - step)
+            if not (plus.valid() and minus.valid()):
+                continue
+            partial = float(np.sum(upstream * (plus.y.data - minus.y.data))) / (2 * step[i])
+        if np.isfinite(partial) and abs(partial) < _OVERFLOW:
+            return partial
+    return None
 
 
 def _culprit(graph, exc):

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import event, note, target
 
 from properties import chain as chains
-from properties import oracle
+from properties import oracle, strict
 from properties.findings import Finding
 from properties.guard import reject_example, tell
 
@@ -45,26 +45,35 @@ def _valid_graph(case):
     return graph
 
 
+_settings = {"strict": True}
+
+
+def configure(*, strict):
+    """Turn the strict check (a precise oracle after the central difference passes) on or off."""
+    _settings["strict"] = bool(strict)
+
+
 def check_gradient(case):
+    """Backprop's <g, p> matches the oracle's directional derivative within its own error.
+
+    Judges along p = d (absolute steps, never large enough to alias a periodic
+    function), then, unless that passed, along p = d * |x| for the elements with
+    |x| < 1 (relative steps, for tiny inputs near a domain's edge). Rejects kinks
+    and non-convergent differences with an event; raises a `gradient_mismatch`
+    Finding when no scale passes and one fails. After a pass, the strict check
+    judges again with a precise oracle (properties/strict.py). Returns the Verdict.
+    """
     with _about(case):
         return _check_gradient(case)
 
 
 def _check_gradient(case):
-    """Backprop's <g, p> matches the oracle's directional derivative within its own error.
-
-    Judges along p = d (absolute steps, never large enough to alias a periodic
-    function), then, unless that passed, along p = d * |x| for the elements with
-    |x| < 1 (relative steps, for tiny inputs near a domain's edge). Rejects kinks and
-    non-convergent differences with an event; raises a `gradient_mismatch`
-    Finding when no scale passes and one fails. Returns the Verdict.
-    """
     graph = _valid_graph(case)
     g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
     grads = [v.grad for v in graph.variables]
     unit = np.ones_like(case.x)
     relative = np.where((case.x != 0) & (np.abs(case.x) < 1), np.abs(case.x), 1.0)
-    verdicts = []
+    judged = []
     for scale in [unit] + [relative] * (not np.array_equal(unit, relative)):
         p = case.d * scale
         analytic = float(np.sum(g * p))
@@ -73,27 +82,31 @@ def _check_gradient(case):
         verdict = oracle.compare(judge, analytic, floor)
         if verdict.status == "suspect":
             verdict = oracle.diagnose(judge, analytic, floor)
-        verdicts.append(verdict)
+        judged.append((verdict, judge, floor))
         if verdict.status == "pass":
             break
     # A mismatch needs every step scale that could judge to agree, so a scale that
     # does not suit the function cannot raise a false alarm on its own.
-    verdict = next((v for v in verdicts if v.status == "pass"), None)
-    verdict = verdict or next((v for v in verdicts if v.status == "fail"), verdicts[0])
+    by_status = {}
+    for entry in judged:
+        by_status.setdefault(entry[0].status, entry)
+    verdict, judge, floor = by_status.get("pass") or by_status.get("fail") or judged[0]
     if verdict.status == "reject":
         reject_example(verdict.reason)
+    if verdict.status == "pass" and _settings["strict"]:
+        verdict = _strict(case, verdict, judge, g, floor)
     tell(event, f"gradient: {verdict.status} ({verdict.reason})")
     tell(
         note,
         f"analytic={float.hex(verdict.analytic)} numerical={float.hex(verdict.numerical)} "
-        f"tolerance={float.hex(verdict.tolerance)} step={float.hex(verdict.step)}",
+        f"tolerance={float.hex(verdict.tolerance)} oracle={verdict.reason}",
     )
     tell(target, min(verdict.abs_error / verdict.tolerance, 1e6), label="error/tolerance")
     if verdict.status == "fail":
         raise Finding(
             "gradient_mismatch",
             case.target,
-            f"<backward(gy), p> = {verdict.analytic:.17g} but the central difference gives "
+            f"<backward(gy), p> = {verdict.analytic:.17g} but the {verdict.reason} gives "
             f"{verdict.numerical:.17g} +- {verdict.tolerance:.3g}",
             chain=case.names(),
             input=case.x,
@@ -105,9 +118,25 @@ def _check_gradient(case):
             rel_error=verdict.rel_error,
             tolerance=verdict.tolerance,
             step=verdict.step,
+            oracle=verdict.reason,
             classification="real mismatch",
         )
     return verdict
+
+
+def _strict(case, cheap, judge, g, floor):
+    """Judge a passed example again with a precise oracle; keep `cheap` when none applies."""
+    estimate = strict.precise(judge, cheap, len(case.chain))
+    if estimate is None:
+        tell(event, "strict: no precise oracle agrees with the central difference here")
+        return cheap
+    jitter = strict.analytic_jitter(case.chain, case.x, case.gy, judge.p, g)
+    if not np.isfinite(jitter):
+        tell(event, "strict: backward cannot take values moved by a few ulps")
+        return cheap
+    tolerance = strict.tolerance(estimate, jitter, floor)
+    status = "pass" if abs(cheap.analytic - estimate.value) <= tolerance else "fail"
+    return oracle.Verdict(status, estimate.method, cheap.analytic, estimate.value, tolerance, 0.0)
 
 
 def check_traversals(case):

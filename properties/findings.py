@@ -48,6 +48,14 @@ def decode(encoded):
     return np.array(values, dtype=encoded["dtype"]).reshape(encoded["shape"])
 
 
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return encode(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _short(v):
     return repr(v) if math.isfinite(v) else str(v)
 
@@ -75,9 +83,8 @@ class Finding(AssertionError):
         return f"{self.kind} in {self.function} (chain {chain}): {self.explanation}"
 
     def to_dict(self):
-        numbers = {
-            k: (encode(v) if isinstance(v, np.ndarray) else v) for k, v in self.numbers.items()
-        }
+        """Plain JSON-ready data: arrays encoded exactly, numpy scalars as Python numbers."""
+        numbers = {k: _plain(v) for k, v in self.numbers.items()}
         return {
             "function": self.function,
             "property": self.property,

@@ -10,35 +10,36 @@ import pytest
 from properties.selftest.helpers import EXAMPLES, REPO, findings_by_function, fuzz
 
 WRONG = [
-    "AbsWrongAboveOne",
-    "CosWrongSign",
-    "CumsumWrongDirection",
-    "LogHalfFactor",
-    "SigmoidNaive",
-    "SinForgetsGy",
-    "SoftmaxElementwise",
-    "SoftplusCutoff",
-    "TanhPrecedence",
-]
+    "AbsIntegerGradient", "AbsWrongAboveOne", "CosWrongSign", "CubeWrongPower",
+    "CumsumWrongDirection", "LogHalfFactor", "LogUsesOutput", "MeanFirstAxis", "ReciprocalSign",
+    "ReluInPlace", "SigmoidNaive", "SinForgetsGy", "SinNoisy", "SinSlightlyOff",
+    "SoftmaxElementwise", "SoftmaxForgetsSum", "SoftplusCutoff", "SoftplusNaive",
+    "SqrtMissingHalf", "SumWrongShape", "TanhCached", "TanhPrecedence",
+]  # fmt: skip
 
 CORRECT = [
-    "Abs", "Cos", "Cumsum", "Log", "Relu", "Sigmoid", "Sin", "Softmax", "Sqrt", "SteepExp",
-    "Sum", "Tanh",
+    "Abs", "Atan", "Cos", "Cube", "Cumsum", "HardTanh", "Log", "Log1p", "LogSumExp", "Mean",
+    "Reciprocal", "Relu", "Sigmoid", "Sin", "Softmax", "Softplus", "Sqrt", "SteepExp", "Sum",
+    "Tanh",
 ]  # fmt: skip
 
 
-def test_every_wrong_example_is_found_alone(pytester):
-    result, report = fuzz(pytester, os.path.join(EXAMPLES, "wrong.py"))
+def test_every_wrong_example_is_found_and_shrunk_alone(pytester, record_property):
+    result, report = fuzz(pytester, os.path.join(EXAMPLES, "wrong.py"), args=["-n", "2"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    found = {f["function"]: f for f in report["counterexamples"]}
-    assert sorted(found) == WRONG
-    for name, finding in found.items():
-        assert finding["chain"] == [name], finding
+    shortest = {}
+    for f in report["counterexamples"]:
+        shortest[f["function"]] = min(shortest.get(f["function"], 99), len(f["chain"]))
+    record_property(
+        "gradfuzz_summary", f"kill rate on examples/wrong.py: {len(shortest)}/{len(WRONG)} bugs"
+    )
+    assert sorted(shortest) == WRONG
+    assert shortest == {name: 1 for name in WRONG}
     assert all(row["examples"] > 0 for row in report["functions"])
 
 
 def test_the_correct_examples_give_no_finding_and_exit_zero(pytester):
-    result, report = fuzz(pytester, os.path.join(EXAMPLES, "correct.py"))
+    result, report = fuzz(pytester, os.path.join(EXAMPLES, "correct.py"), args=["-n", "2"])
     assert report["counterexamples"] == []
     assert [row["name"] for row in report["functions"]] == CORRECT
     assert all(row["examples"] >= 100 and row["verdict"] == "ok" for row in report["functions"])
