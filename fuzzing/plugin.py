@@ -33,6 +33,7 @@ class Harness:
         self.sources = sources
         self.fuzzing = fuzzing
         self.examples = {}
+        self.rejected = {}
         self.findings = []
         self.ran = False
         self.summary = []
@@ -53,6 +54,9 @@ class Harness:
         self.ran = True
         for name, n in value["counts"].items():
             self.examples[name] = self.examples.get(name, 0) + n
+        tally = self.rejected.setdefault(value["spec"], {})
+        for reason, n in value["rejected"].items():
+            tally[reason] = tally.get(reason, 0) + n
         self.findings.extend(value["findings"])
 
 
@@ -189,7 +193,15 @@ def pytest_runtest_makereport(item, call):
                 + list(notes)
             )
     rep.user_properties.append(
-        (_PROPERTY, {"spec": spec.name, "counts": harness.take_counts(), "findings": found})
+        (
+            _PROPERTY,
+            {
+                "spec": spec.name,
+                "counts": harness.take_counts(),
+                "rejected": dict(guard.rejections),
+                "findings": found,
+            },
+        )
     )
     return rep
 
@@ -231,7 +243,9 @@ def pytest_sessionfinish(session, exitstatus):
         "cwd": os.getcwd(),
         "workers": getattr(config.option, "numprocesses", None) or 0,
     }
-    built = report.build(functions, harness.findings, report_dir=report_dir, run=run)
+    built = report.build(
+        functions, harness.findings, report_dir=report_dir, run=run, rejected=harness.rejected
+    )
     report.write(built, report_dir, harness.sources)
     if built["counterexamples"] and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -51,8 +51,13 @@ def merge(findings):
     return merged
 
 
-def build(functions, findings, *, report_dir, run):
-    """The report as a dict: `functions` and `counterexamples` are deterministic, `run` is not."""
+def build(functions, findings, *, report_dir, run, rejected=None):
+    """The report as a dict: `functions` and `counterexamples` are deterministic, `run` is not.
+
+    `rejected` maps a function to {reason: count}: the examples its tests set
+    aside as kinks, non-convergent differences, overflow or domain edges.
+    """
+    rejected = rejected or {}
     counterexamples = merge(findings)
     for f in counterexamples:
         f["reproduce"] = f"python {os.path.join(report_dir, 'repro_' + f['id'] + '.py')}"
@@ -64,6 +69,7 @@ def build(functions, findings, *, report_dir, run):
             "name": name,
             "examples": functions[name],
             "verdict": "ok" if name not in verdicts else "FAIL: " + ", ".join(verdicts[name]),
+            "rejected": dict(sorted(rejected.get(name, {}).items())),
         }
         for name in sorted(functions)
     ]
@@ -105,6 +111,10 @@ def _number(value):
     return "-" if value is None else str(value)
 
 
+def _reasons(rejected):
+    return ", ".join(f"{reason}: {n}" for reason, n in rejected.items()) or "-"
+
+
 def markdown(report):
     """The report for people: a summary table, then one section per finding."""
     lines = ["# Gradient fuzzing report", ""]
@@ -112,10 +122,13 @@ def markdown(report):
     lines += [
         f"{len(report['functions'])} functions fuzzed, {n} finding{'s' * (n != 1)}.",
         "",
-        "| function | examples | verdict |",
-        "| --- | ---: | --- |",
+        "| function | examples | verdict | set aside |",
+        "| --- | ---: | --- | --- |",
     ]
-    lines += [f"| {r['name']} | {r['examples']} | {r['verdict']} |" for r in report["functions"]]
+    lines += [
+        f"| {r['name']} | {r['examples']} | {r['verdict']} | {_reasons(r['rejected'])} |"
+        for r in report["functions"]
+    ]
     for f in report["counterexamples"]:
         lines += [
             "",

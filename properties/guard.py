@@ -5,6 +5,7 @@ import signal
 import threading
 
 from hypothesis import currently_in_test_context, event, reject
+from hypothesis.errors import UnsatisfiedAssumption
 
 from properties.findings import Finding
 
@@ -13,6 +14,8 @@ DEFAULT_TIME_LIMIT = 2.0
 _settings = {"time_limit": DEFAULT_TIME_LIMIT}
 # The first hang of each function in the current test, so that shrinking never replays it.
 _hangs = {}
+# Why examples of the current test were rejected: {reason: count}.
+rejections = {}
 
 
 class _Timeout(BaseException):
@@ -31,8 +34,9 @@ def time_limit():
 
 
 def forget_hangs():
-    """Start a new test: hangs seen in earlier tests no longer short-circuit."""
+    """Start a new test: hangs seen in earlier tests no longer short-circuit; tallies restart."""
     _hangs.clear()
+    rejections.clear()
 
 
 @contextlib.contextmanager
@@ -102,6 +106,12 @@ def tell(function, *args, **kwargs):
 
 
 def reject_example(reason):
-    """Reject the current example, recording `reason` as a Hypothesis event."""
-    tell(event, f"rejected: {reason}")
+    """Reject the current example, recording `reason` as a Hypothesis event and a tally.
+
+    Outside a test (a replay) it raises UnsatisfiedAssumption all the same.
+    """
+    rejections[reason] = rejections.get(reason, 0) + 1
+    if not currently_in_test_context():
+        raise UnsatisfiedAssumption(reason)
+    event(f"rejected: {reason}")
     reject()

@@ -1,0 +1,1 @@
+"""Benchmarks and measurements: run with tox -e bench."""

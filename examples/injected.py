@@ -1,0 +1,77 @@
+"""Subjects of the sensitivity experiment: correct Functions whose backward is off by a factor."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import Exp
+from examples.correct import Sin, Softmax
+from strategies import Case, FunctionRegistry, cases
+
+SUBJECTS = {"exp": Exp, "sin": Sin, "softmax": Softmax}
+
+
+def inject(cls, error):
+    """A subclass of `cls` whose backward returns (1 + error) times the right gradient."""
+
+    def backward(self, gy):
+        return cls.backward(self, gy) * (1 + error)
+
+    return type(f"{cls.__name__}Off", (cls,), {"backward": backward})
+
+
+def spec_of(cls):
+    return FunctionRegistry([cls]).specs()[0]
+
+
+def with_function(case, cls):
+    """The same input, upstream gradient and direction, for `cls` alone."""
+    spec = spec_of(cls)
+    return Case(spec.name, (spec,), case.x, case.gy, case.d)
+
+
+def fixed_check_detects(drawn, cls, error, *, rtol, atol):
+    """True when a fixed check flags the injected error where it passes the correct function."""
+    return any(
+        fixed_check_fails(with_function(c, inject(cls, error)), rtol=rtol, atol=atol)
+        and fixed_check_fails(with_function(c, cls), rtol=rtol, atol=atol) is False
+        for c in drawn
+    )
+
+
+def fixed_check_false_alarms(drawn, cls, *, rtol, atol):
+    """How many cases a fixed check flags on the correct `cls`."""
+    return sum(bool(fixed_check_fails(with_function(c, cls), rtol=rtol, atol=atol)) for c in drawn)
+
+
+def generated_cases(cls, *, max_examples=60):
+    """The cases the ci profile draws for `cls` alone (derandomized, so the same every run)."""
+    drawn = []
+
+    @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None)
+    @given(st.data())
+    def collect(data):
+        drawn.append(data.draw(cases(target=spec_of(cls))))
+
+    collect()
+    return drawn
+
+
+def fixed_check_fails(case, *, rtol, atol, eps=1e-6):
+    """A gradcheck-style check: one central difference with step eps, a fixed rtol and atol.
+
+    True when it flags the case; None when the case cannot be judged (the gradient overflows).
+    """
+    from hypothesis.errors import UnsatisfiedAssumption
+
+    from properties.chain import backprop, build
+
+    try:
+        g = np.asarray(backprop(build(case.chain, case.x), case.gy), dtype=np.float64)
+    except UnsatisfiedAssumption:
+        return None
+    analytic = float(np.sum(g * case.d))
+    plus = build(case.chain, case.x + eps * case.d).y.data
+    minus = build(case.chain, case.x - eps * case.d).y.data
+    numerical = float(np.sum(case.gy * (plus - minus))) / (2 * eps)
+    return not abs(analytic - numerical) <= atol + rtol * abs(numerical)
