@@ -43,8 +43,9 @@ class Variable:
     def backward_recursive(self):
         """Backpropagate from this Variable by recursion (step 7).
 
-        Raises RecursionError, before any gradient is set, when the chain is
-        deeper than Python's recursion limit allows; `backward()` has no limit.
+        Raises RecursionError when the chain is deeper than Python's recursion
+        limit allows, leaving every gradient below this Variable unset;
+        `backward()` has no limit.
         """
         if self.grad is None:
             self.grad = np.ones_like(self.data)
@@ -54,7 +55,11 @@ class Variable:
             raise _too_deep(depth, room)
         try:
             _backprop(self.creator)
-        except RecursionError as e:  # a Function's own backward used up the room
+        except RecursionError as e:  # deeper frames than counted: undo, then say why
+            v = self
+            while v.creator is not None:
+                v = v.creator.input
+                v.grad = None
             raise _too_deep(depth, room) from e
 
 
