@@ -145,6 +145,15 @@ def pytest_runtest_setup(item):
     item.config.stash[_HARNESS].take_counts()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Arm the time limit once for a whole property test rather than once per call."""
+    if hasattr(item, "callspec") and "spec" in item.callspec.params:
+        with guard.watch():
+            return (yield)
+    return (yield)
+
+
 def _findings(exc, spec_name):
     """The Findings inside `exc`, groups flattened; an unsatisfiable search is one too."""
     if isinstance(exc, Finding):

@@ -38,8 +38,8 @@ def _nondeterministic(case, first, second):
     )
 
 
-def _valid_graph(case):
-    graph = chains.build(case.chain, case.x)
+def _valid_graph(case, reuse=False):
+    graph = (reuse and case.take_graph()) or chains.build(case.chain, case.x)
     if not graph.valid():
         reject_example("input outside the chain's domain")
     return graph
@@ -68,7 +68,7 @@ def check_gradient(case):
 
 
 def _check_gradient(case):
-    graph = _valid_graph(case)
+    graph = _valid_graph(case, reuse=True)
     g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
     grads = [v.grad for v in graph.variables]
     unit = np.ones_like(case.x)
@@ -79,22 +79,18 @@ def _check_gradient(case):
         analytic = float(np.sum(g * p))
         floor = oracle.analytic_rounding(g, p, len(case.chain))
         judge = oracle.Oracle(case.chain, case.x, p, case.gy, grads)
-        verdict = oracle.compare(judge, analytic, floor)
-        if verdict.status == "suspect":
-            verdict = oracle.diagnose(judge, analytic, floor)
-        judged.append((verdict, judge, floor))
+        verdict = _judge(case, judge, analytic, floor, g)
+        judged.append(verdict)
         if verdict.status == "pass":
             break
     # A mismatch needs every step scale that could judge to agree, so a scale that
     # does not suit the function cannot raise a false alarm on its own.
     by_status = {}
-    for entry in judged:
-        by_status.setdefault(entry[0].status, entry)
-    verdict, judge, floor = by_status.get("pass") or by_status.get("fail") or judged[0]
+    for v in judged:
+        by_status.setdefault(v.status, v)
+    verdict = by_status.get("pass") or by_status.get("fail") or judged[0]
     if verdict.status == "reject":
         reject_example(verdict.reason)
-    if verdict.status == "pass" and _settings["strict"]:
-        verdict = _strict(case, verdict, judge, g, floor)
     tell(event, f"gradient: {verdict.status} ({verdict.reason})")
     tell(
         note,
@@ -124,19 +120,32 @@ def _check_gradient(case):
     return verdict
 
 
-def _strict(case, cheap, judge, g, floor):
-    """Judge a passed example again with a precise oracle; keep `cheap` when none applies."""
-    estimate = strict.precise(judge, cheap, len(case.chain))
+def _judge(case, judge, analytic, floor, g):
+    """One step scale's verdict: complex step when it applies, else central differences."""
+    depth = len(case.chain)
+    estimate = strict.complex_estimate(judge, depth) if _settings["strict"] else None
+    if estimate is not None:
+        return _precise_verdict(case, judge, analytic, floor, g, estimate)
+    verdict = oracle.compare(judge, analytic, floor)
+    if verdict.status == "suspect":
+        verdict = oracle.diagnose(judge, analytic, floor)
+    if verdict.status != "pass" or not _settings["strict"]:
+        return verdict
+    estimate = strict.richardson_estimate(judge, verdict)
     if estimate is None:
         tell(event, "strict: no precise oracle agrees with the central difference here")
-        return cheap
-    jitter = strict.analytic_jitter(case.chain, case.x, case.gy, judge.p, g)
-    if not np.isfinite(jitter):
-        tell(event, "strict: backward cannot take values moved by a few ulps")
-        return cheap
-    tolerance = strict.tolerance(estimate, jitter, floor)
-    status = "pass" if abs(cheap.analytic - estimate.value) <= tolerance else "fail"
-    return oracle.Verdict(status, estimate.method, cheap.analytic, estimate.value, tolerance, 0.0)
+        return verdict
+    return _precise_verdict(case, judge, analytic, floor, g, estimate)
+
+
+def _precise_verdict(case, judge, analytic, floor, g, estimate):
+    """Judge against a precise Estimate; only a suspect pays for backward's own rounding."""
+    tolerance = strict.tolerance(estimate, 0.0, floor)
+    if abs(analytic - estimate.value) > tolerance:
+        jitter = strict.analytic_jitter(case.chain, case.x, case.gy, judge.p, g)
+        tolerance = strict.tolerance(estimate, jitter, floor)
+    status = "pass" if abs(analytic - estimate.value) <= tolerance else "fail"
+    return oracle.Verdict(status, estimate.method, analytic, estimate.value, tolerance, 0.0)
 
 
 def check_traversals(case):

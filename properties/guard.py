@@ -3,6 +3,7 @@
 import contextlib
 import signal
 import threading
+import time
 
 from hypothesis import currently_in_test_context, event, reject
 from hypothesis.errors import UnsatisfiedAssumption
@@ -39,22 +40,38 @@ def forget_hangs():
     rejections.clear()
 
 
-@contextlib.contextmanager
-def _alarm(seconds):
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals only reach the main thread; no limit elsewhere
-        return
+# The deadline of the guarded call in progress (monotonic seconds), or None between calls.
+_deadline = [None]
+_watching = [False]
+# How often the armed alarm looks at the deadline; a hang is caught within this of its limit.
+TICK = 0.05
 
-    def on_alarm(signum, frame):
+
+def _on_alarm(signum, frame):
+    if _deadline[0] is not None and time.monotonic() > _deadline[0]:
         raise _Timeout
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+@contextlib.contextmanager
+def watch():
+    """Arm a repeating alarm that enforces guarded calls' deadlines until the block ends.
+
+    The plugin arms it once per test, so a guarded call costs a clock read; a
+    call made outside any watch() arms it for itself. Signals reach only the
+    main thread: elsewhere there is no time limit.
+    """
+    if _watching[0] or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, TICK, TICK)
+    _watching[0] = True
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        _watching[0] = False
 
 
 def run(call, *, function, stage, chain=(), input=None):
@@ -71,8 +88,11 @@ def run(call, *, function, stage, chain=(), input=None):
             raise _hangs[name, stage]
     limit = time_limit()
     try:
-        with _alarm(limit):
-            return call()
+        with watch():
+            _deadline[0] = time.monotonic() + limit
+            result = call()
+            _deadline[0] = None
+            return result
     except _Timeout as e:
         function = function(e) if callable(function) else function
         finding = Finding(
@@ -97,6 +117,8 @@ def run(call, *, function, stage, chain=(), input=None):
             chain=chain,
             input=input,
         ) from e
+    finally:
+        _deadline[0] = None
 
 
 def tell(function, *args, **kwargs):

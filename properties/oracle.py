@@ -65,6 +65,7 @@ class Oracle:
 
     def __init__(self, chain, x, p, gy, grads):
         self.chain, self.x, self.p, self.gy = chain, x, p, gy
+        self.g = np.asarray(grads[0], dtype=np.float64)
         self.grads = [np.abs(np.asarray(g, dtype=np.float64)) for g in grads]
         self._points = {}
 
@@ -83,17 +84,19 @@ class Oracle:
             self._points[t] = point
         return self._points[t]
 
-    def resolved(self, h):
-        """True when x +- h p round to a step within 1% of 2 h p in every element."""
-        taken = (self.x + h * self.p) - (self.x - h * self.p)
-        return bool(np.all(np.abs(taken - 2 * h * self.p) <= 0.01 * np.abs(2 * h * self.p)))
-
     def central(self, h):
-        """(D(h), rounding error of D(h)), or None where a point is invalid."""
+        """(D(h), rounding error of D(h)), or None where a point is invalid.
+
+        x +- h p round to floats, so the step taken differs from 2 h p; D(h) is
+        corrected by backward's <g, taken - 2 h p> / 2h, so that an element whose
+        step rounds away entirely is compared with nothing rather than with zero.
+        """
         plus, minus = self.at(h), self.at(-h)
-        if plus is None or minus is None or not self.resolved(h):
+        if plus is None or minus is None:
             return None
-        value = float(np.sum(self.gy * (plus.y - minus.y))) / (2 * h)
+        taken = (self.x + h * self.p) - (self.x - h * self.p)
+        correction = float(np.sum(self.g * (taken - 2 * h * self.p))) / (2 * h)
+        value = float(np.sum(self.gy * (plus.y - minus.y))) / (2 * h) - correction
         return value, ULPS * EPS * (plus.scale + minus.scale) / (2 * h)
 
     def reach(self, h):
@@ -149,35 +152,48 @@ def _trusted(rows, analytic):
     return True
 
 
+# Trusted windows in a row that must agree before the ladder stops early.
+CONCLUSIVE = 3
+
+
+def _kink(gaps):
+    """The one-sided gap stays clear of rounding and does not shrink over two quarterings.
+
+    At a kink the one-sided differences disagree by the jump, whatever the step;
+    on a smooth function they disagree by O(h), so a quarter of the step quarters it.
+    """
+    if len(gaps) < 5 or any(g is None for g in gaps[-5::2]):
+        return False
+    big, mid, small = (g[0] for g in gaps[-5::2])
+    clear = all(g[0] > 8 * g[1] for g in gaps[-5::2])
+    return clear and mid > 0.5 * big and small > 0.5 * mid
+
+
 def diagnose(oracle, analytic, floor):
-    """The expensive re-judgement of a suspect: kink, non-convergence, or the verdict."""
-    gaps = {h: oracle.one_sided_gap(h) for h in LADDER}
-    clear = {h: found[0] for h, found in gaps.items() if found and found[0] > 8 * found[1]}
-    if clear:
-        # At a kink the one-sided differences disagree by the jump, whatever the step;
-        # on a smooth function they disagree by O(h), so a quarter of the step quarters it.
-        h = min(clear)
-        if 4 * h in clear and clear[h] > 0.5 * clear[4 * h]:
-            return Verdict("reject", "kink", analytic, np.nan, np.nan, h)
-    rows = []
+    """The expensive re-judgement of a suspect: kink, non-convergence, or the verdict.
+
+    Walks the ladder from the largest step down and stops at a kink or once
+    CONCLUSIVE trusted windows in a row agree.
+    """
+    rows, gaps, estimates = [], [], []
     for h in LADDER:
-        central, gap = oracle.central(h), gaps[h]
+        central, gap = oracle.central(h), oracle.one_sided_gap(h)
+        gaps.append(gap)
+        if _kink(gaps):
+            return Verdict("reject", "kink", analytic, np.nan, np.nan, h)
         rows.append(None if central is None or gap is None else (*central, *gap, oracle.reach(h)))
-    estimates = []
-    for j in range(len(LADDER) - 3):
-        window = rows[j : j + 4]
-        if any(row is None for row in window) or not _trusted(window, analytic):
+        window = rows[-4:]
+        if len(window) < 4 or None in window or not _trusted(window, analytic):
             continue
         e = abs(window[2][0] - window[3][0])
         tolerance = SAFETY * (e + window[3][1]) + floor
-        estimates.append(
-            Verdict("pass", "converged ladder", analytic, window[3][0], tolerance, LADDER[j + 3])
-        )
+        estimates.append(Verdict("pass", "converged ladder", analytic, window[3][0], tolerance, h))
+        if len(estimates) >= CONCLUSIVE and _agree(estimates[-CONCLUSIVE:]):
+            break
     # Windows that each look converged but contradict each other mean the oracle is
     # being fooled (a step aliasing a fast oscillation): it cannot judge here.
-    for a, b in itertools.pairwise(estimates):
-        if abs(a.numerical - b.numerical) > a.tolerance + b.tolerance:
-            return Verdict("reject", "inconsistent differences", analytic, np.nan, np.nan, np.nan)
+    if not _agree(estimates):
+        return Verdict("reject", "inconsistent differences", analytic, np.nan, np.nan, np.nan)
     best = min(estimates, key=lambda v: v.tolerance, default=None)
     if best is None:
         valid = sum(row is not None for row in rows)
@@ -186,3 +202,10 @@ def diagnose(oracle, analytic, floor):
     if best.abs_error > best.tolerance:
         best.status, best.reason = "fail", "mismatch"
     return best
+
+
+def _agree(estimates):
+    return all(
+        abs(a.numerical - b.numerical) <= a.tolerance + b.tolerance
+        for a, b in itertools.pairwise(estimates)
+    )

@@ -46,6 +46,17 @@ def shapes(*, max_dims=2, max_side=4):
     return hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=1, max_side=max_side)
 
 
+# Above this many elements, arrays are a drawn fill value with some elements drawn apart,
+# as Hypothesis's own arrays() does for large arrays; drawing every element would
+# overrun Hypothesis's budget for one example.
+SPARSE_ABOVE = 64
+
+
+def _arrays(shape, elements):
+    fill = elements if int(np.prod(shape)) > SPARSE_ABOVE else None
+    return hnp.arrays(np.float64, shape, elements=elements, fill=fill)
+
+
 def _signed(magnitudes):
     return st.builds(lambda sign, m: sign * m, st.sampled_from([1.0, -1.0]), magnitudes)
 
@@ -57,7 +68,7 @@ def upstream_grads(*, shape):
     backward that forgets to multiply by gy cannot pass. Shrinks toward 1.5.
     """
     magnitude = st.builds(lambda u, k: (1.5 + u) * 2.0**k, st.floats(0, 2.5), st.integers(-4, 4))
-    return hnp.arrays(np.float64, shape, elements=_signed(magnitude))
+    return _arrays(shape, _signed(magnitude))
 
 
 def directions(*, shape):
@@ -65,7 +76,7 @@ def directions(*, shape):
 
     Shrinks toward all 0.5.
     """
-    return hnp.arrays(np.float64, shape, elements=_signed(st.floats(0.5, 1.5)))
+    return _arrays(shape, _signed(st.floats(0.5, 1.5)))
 
 
 def valid_input(chain, raw):
@@ -151,7 +162,7 @@ def valid_inputs(chain, *, max_dims=2, max_side=4, shape=None):
 def _valid_inputs(draw, chain, shapes_drawn, shape):
     if shape is None:
         shape = draw(shapes_drawn)
-    raw = draw(hnp.arrays(np.float64, shape, elements=values()))
+    raw = draw(_arrays(shape, values()))
     found = valid_input(chain, raw)
     if found is None:
         reject_example("no valid input for this chain")

@@ -1,6 +1,6 @@
 """Whole test cases: a chain, an input in its domain, an upstream gradient and a direction."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from hypothesis import strategies as st
@@ -22,6 +22,12 @@ class Case:
     x: np.ndarray
     gy: np.ndarray
     d: np.ndarray
+    # The forward pass the strategy already ran on x, for the first check to reuse once.
+    _graph: list = field(default_factory=list, repr=False, compare=False)
+
+    def take_graph(self):
+        """The forward pass drawn with this case, once; None after (build a fresh one)."""
+        return self._graph.pop() if self._graph else None
 
     def names(self):
         return [spec.name for spec in self.chain]
@@ -36,16 +42,19 @@ class Case:
         )
 
 
-def cases(*, target, pool=(), max_length=8, max_dims=2, max_side=4, shape=None):
+def cases(*, target, pool=(), min_length=1, max_length=8, max_dims=2, max_side=4, shape=None):
     """Cases for the Spec `target`, alone or composed with Functions of `pool`.
 
-    Bounds: `max_length` (default 8) Functions per chain, `max_dims` (default 2)
+    Bounds: `min_length` (default 1) to `max_length` (default 8) Functions per
+    chain, `max_dims` (default 2)
     and `max_side` (default 4) for the input's shape unless `shape` fixes it.
     The chain is drawn first and shrinks first (toward `target` alone), then
     the shape (toward 0-d), then the values (toward 0 for x, 1.5 for gy, 0.5
     for d).
     """
-    drawn_chains = chains(pool=pool, containing=target, max_length=max_length)
+    drawn_chains = chains(
+        pool=pool, containing=target, min_length=min_length, max_length=max_length
+    )
     shapes(max_dims=max_dims, max_side=max_side)  # validates the bounds now, not at draw time
     return _cases(target, drawn_chains, max_dims, max_side, shape)
 
@@ -56,4 +65,4 @@ def _cases(draw, target, drawn_chains, max_dims, max_side, shape):
     x, graph = draw(valid_inputs(chain, max_dims=max_dims, max_side=max_side, shape=shape))
     gy = draw(upstream_grads(shape=graph.y.data.shape))
     d = draw(directions(shape=x.shape))
-    return Case(target.name, chain, x, gy, d)
+    return Case(target.name, chain, x, gy, d, [graph])
