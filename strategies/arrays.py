@@ -1,5 +1,7 @@
 """Inputs, upstream gradients and directions: ndarrays of random shape and wide-ranging values."""
 
+import functools
+
 import numpy as np
 from hypothesis import event
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ ANCHORS = [0.5, 1.0, 0.25, 2.0, -0.5, 0.1, 1.5, 3.0, -1.0, 10.0, -3.0, 1e-3]
 MAX_CONTRACTIONS = 80
 
 
+@functools.cache
 def values():
     """Float64 values from every scale: [-4, 4], +-10^-300..10^300, and notable points.
 
@@ -35,6 +38,7 @@ def values():
     )
 
 
+@functools.cache
 def shapes(*, max_dims=2, max_side=4):
     """Array shapes from () up to `max_dims` (default 2) dims of sides 1..`max_side` (default 4).
 
@@ -52,6 +56,9 @@ def shapes(*, max_dims=2, max_side=4):
 SPARSE_ABOVE = 64
 
 
+# Strategies are built once per distinct argument: Hypothesis validates each new one,
+# which would otherwise cost more than drawing from it.
+@functools.cache
 def _arrays(shape, elements):
     fill = elements if int(np.prod(shape)) > SPARSE_ABOVE else None
     return hnp.arrays(np.float64, shape, elements=elements, fill=fill)
@@ -61,14 +68,19 @@ def _signed(magnitudes):
     return st.builds(lambda sign, m: sign * m, st.sampled_from([1.0, -1.0]), magnitudes)
 
 
+_GY_ELEMENTS = _signed(
+    st.builds(lambda u, k: (1.5 + u) * 2.0**k, st.floats(0, 2.5), st.integers(-4, 4))
+)
+_D_ELEMENTS = _signed(st.floats(0.5, 1.5))
+
+
 def upstream_grads(*, shape):
     """Upstream gradients gy of `shape`: never zero and never all ones.
 
     Each element is +-(1.5 + u) * 2^k with u in [0, 2.5] and k in [-4, 4], so a
     backward that forgets to multiply by gy cannot pass. Shrinks toward 1.5.
     """
-    magnitude = st.builds(lambda u, k: (1.5 + u) * 2.0**k, st.floats(0, 2.5), st.integers(-4, 4))
-    return _arrays(shape, _signed(magnitude))
+    return _arrays(tuple(shape), _GY_ELEMENTS)
 
 
 def directions(*, shape):
@@ -76,7 +88,7 @@ def directions(*, shape):
 
     Shrinks toward all 0.5.
     """
-    return _arrays(shape, _signed(st.floats(0.5, 1.5)))
+    return _arrays(tuple(shape), _D_ELEMENTS)
 
 
 def valid_input(chain, raw):
@@ -160,9 +172,14 @@ def valid_inputs(chain, *, max_dims=2, max_side=4, shape=None):
 
 @st.composite
 def _valid_inputs(draw, chain, shapes_drawn, shape):
+    return draw_valid_input(draw, chain, shapes_drawn, shape)
+
+
+def draw_valid_input(draw, chain, shapes_drawn, shape):
+    """Inside a composite: draw a shape (unless given) and values, and pull them into the domain."""
     if shape is None:
         shape = draw(shapes_drawn)
-    raw = draw(_arrays(shape, values()))
+    raw = draw(_arrays(tuple(shape), values()))
     found = valid_input(chain, raw)
     if found is None:
         reject_example("no valid input for this chain")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
-from strategies.arrays import directions, shapes, upstream_grads, valid_inputs
+from strategies.arrays import directions, draw_valid_input, shapes, upstream_grads
 from strategies.chains import chains
 
 
@@ -55,14 +55,14 @@ def cases(*, target, pool=(), min_length=1, max_length=8, max_dims=2, max_side=4
     drawn_chains = chains(
         pool=pool, containing=target, min_length=min_length, max_length=max_length
     )
-    shapes(max_dims=max_dims, max_side=max_side)  # validates the bounds now, not at draw time
-    return _cases(target, drawn_chains, max_dims, max_side, shape)
+    drawn_shapes = shapes(max_dims=max_dims, max_side=max_side) if shape is None else None
+    return _cases(target, drawn_chains, drawn_shapes, shape)
 
 
 @st.composite
-def _cases(draw, target, drawn_chains, max_dims, max_side, shape):
+def _cases(draw, target, drawn_chains, drawn_shapes, shape):
     chain = draw(drawn_chains)
-    x, graph = draw(valid_inputs(chain, max_dims=max_dims, max_side=max_side, shape=shape))
+    x, graph = draw_valid_input(draw, chain, drawn_shapes, shape)
     gy = draw(upstream_grads(shape=graph.y.data.shape))
     d = draw(directions(shape=x.shape))
     return Case(target.name, chain, x, gy, d, [graph])

@@ -29,25 +29,24 @@ def chains(*, pool, containing=None, min_length=1, max_length=8):
     pool = list(pool)
     if containing is None and not pool:
         raise ValueError("pool=[] is empty and containing=None: nothing to chain")
-    return _chains(pool, containing, min_length, max_length)
+    if containing is None:
+        return st.lists(st.sampled_from(pool), min_size=min_length, max_size=max_length).map(tuple)
+    if not pool:
+        return st.just((containing,))
+    others = st.sampled_from(pool)
+    # Every list strategy the draw may need, built once: (min_size, max_size) -> strategy.
+    lists = {
+        (low, high): st.lists(others, min_size=low, max_size=high)
+        for high in range(max_length)
+        for low in range(high + 1)
+    }
+    return _around(containing, lists, min_length, max_length)
 
 
 @st.composite
-def _chains(draw, pool, containing, min_length, max_length):
-    if containing is None:
-        return tuple(
-            draw(st.lists(st.sampled_from(pool), min_size=min_length, max_size=max_length))
-        )
-    if not pool:
-        return (containing,)
-    others = st.sampled_from(pool)
-    before = draw(st.lists(others, max_size=max_length - 1))
-    after = draw(st.lists(others, max_size=max_length - 1 - len(before)))
-    chain = (*before, containing, *after)
-    if len(chain) < min_length:
-        chain = chain + tuple(
-            draw(
-                st.lists(others, min_size=min_length - len(chain), max_size=min_length - len(chain))
-            )
-        )
-    return chain
+def _around(draw, containing, lists, min_length, max_length):
+    before = draw(lists[0, max_length - 1])
+    after_max = max_length - 1 - len(before)
+    after_min = min(max(min_length - 1 - len(before), 0), after_max)
+    after = draw(lists[after_min, after_max])
+    return (*before, containing, *after)

@@ -35,7 +35,8 @@ def test_every_wrong_example_is_found_and_shrunk_alone(pytester, record_property
     )
     assert sorted(shortest) == WRONG
     assert shortest == {name: 1 for name in WRONG}
-    assert all(row["examples"] > 0 for row in report["functions"])
+    assert [row["name"] for row in report["functions"]] == WRONG
+    assert all(row["verdict"].startswith("FAIL") for row in report["functions"])
 
 
 def test_the_correct_examples_give_no_finding_and_exit_zero(pytester):
