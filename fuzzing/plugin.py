@@ -4,6 +4,7 @@ Options (group "gradfuzz"):
   --fuzz TARGET         fuzz the Function classes defined in TARGET (repeatable)
   --report-dir DIR      where report.json, report.md and repro_<id>.py go (default reports)
   --fuzz-timeout SEC    time limit of one forward or backward call (default 2)
+  --no-strict           central differences only, without the precise-oracle check
 """
 
 import os
@@ -14,7 +15,7 @@ from hypothesis import settings
 from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 
 from fuzzing import profiles, report, targets
-from properties import guard
+from properties import checks, guard
 from properties.findings import Finding
 from strategies.registry import default_registry
 
@@ -77,6 +78,12 @@ def pytest_addoption(parser):
         help="write report.json, report.md and repro_<id>.py here (default: reports)",
     )
     group.addoption(
+        "--no-strict",
+        action="store_true",
+        help="judge gradients by central differences alone, without the strict precise-oracle "
+        "check (complex step or Richardson)",
+    )
+    group.addoption(
         "--fuzz-timeout",
         type=float,
         default=guard.DEFAULT_TIME_LIMIT,
@@ -90,6 +97,7 @@ def pytest_configure(config):
         guard.configure(time_limit=config.getoption("fuzz_timeout"))
     except ValueError as e:
         raise pytest.UsageError(f"--fuzz-timeout: {e}") from None
+    checks.configure(strict=not config.getoption("no_strict"))
     chosen = config.getoption("fuzz")
     if chosen:
         try:
@@ -112,6 +120,7 @@ def pytest_report_header(config):
         f"gradfuzz: profile={settings.get_current_profile_name()} "
         f"functions={','.join(s.name for s in harness.specs)} "
         f"timeout={config.getoption('fuzz_timeout'):g}s "
+        f"strict={'off' if config.getoption('no_strict') else 'on'} "
         f"report-dir={config.getoption('report_dir')}"
     ]
 

@@ -181,3 +181,16 @@ def test_a_higher_recursion_limit_lets_the_recursion_go_deeper():
         assert variables[1].grad is not None
     finally:
         sys.setrecursionlimit(old)
+
+
+def test_when_the_frames_run_out_anyway_the_recursion_rolls_back_and_says_why(monkeypatch):
+    import engine.core
+
+    # A pre-check that counts too few frames, as under a tracer that adds its own.
+    monkeypatch.setattr(engine.core, "_RECURSION_MARGIN", -10 * sys.getrecursionlimit())
+    n = sys.getrecursionlimit() + 10
+    variables = chain_of_squares(n)
+    with pytest.raises(RecursionError, match=f"the chain is {n} functions deep") as excinfo:
+        variables[-1].backward_recursive()
+    assert isinstance(excinfo.value.__cause__, RecursionError)
+    assert all(v.grad is None for v in variables[:-1])

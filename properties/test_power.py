@@ -10,7 +10,7 @@ from examples.injected import (
     inject,
     with_function,
 )
-from properties.checks import check_gradient
+from properties.checks import check_gradient, configure
 from properties.findings import Finding
 
 
@@ -38,3 +38,14 @@ def test_a_fixed_rtol_of_1e_3_misses_what_the_harness_catches(name):
     drawn = generated_cases(SUBJECTS[name])
     assert not fixed_check_detects(drawn, SUBJECTS[name], 1e-6, rtol=1e-3, atol=1e-5)
     assert harness_catches(inject(SUBJECTS[name], 1e-6), drawn)
+
+
+def test_the_strict_check_is_what_catches_one_part_in_1e10():
+    drawn = generated_cases(SUBJECTS["sin"])
+    wrong = inject(SUBJECTS["sin"], 1e-10)
+    assert harness_catches(wrong, drawn)
+    configure(strict=False)
+    try:
+        assert not harness_catches(wrong, drawn)
+    finally:
+        configure(strict=True)
