@@ -77,8 +77,8 @@ def _check_gradient(case):
     for scale in [unit] + [relative] * (not np.array_equal(unit, relative)):
         p = case.d * scale
         analytic = float(np.sum(g * p))
-        floor = oracle.analytic_rounding(g, p, len(case.chain))
         judge = oracle.Oracle(case.chain, case.x, p, case.gy, grads)
+        floor = oracle.analytic_rounding(g, p, len(case.chain)) + judge.underflow()
         verdict = _judge(case, judge, analytic, floor, g)
         judged.append(verdict)
         if verdict.status == "pass":
