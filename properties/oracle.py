@@ -205,7 +205,9 @@ def diagnose(oracle, analytic, floor):
             continue
         e = abs(window[2][0] - window[3][0])
         tolerance = SAFETY * (e + window[3][1]) + floor
-        estimates.append(Verdict("pass", "central-difference ladder", analytic, window[3][0], tolerance, h))
+        estimates.append(
+            Verdict("pass", "central-difference ladder", analytic, window[3][0], tolerance, h)
+        )
         if len(estimates) >= CONCLUSIVE and _agree(estimates[-CONCLUSIVE:]):
             break
     # Windows that each look converged but contradict each other mean the oracle is
