@@ -111,7 +111,6 @@ def pytest_configure(config):
         path = os.path.abspath(source)
         replay_sources[name] = (path if os.path.exists(path) else source, qualname)
     config.stash[_HARNESS] = _harness_of[0] = Harness(registry, replay_sources, bool(chosen))
-    config.addinivalue_line("markers", "engine: example-based tests of the engine itself")
 
 
 def pytest_report_header(config):
@@ -138,12 +137,18 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("spec", specs, ids=[s.name for s in specs])
 
 
+def _spec_of(item):
+    """The Spec a property test item runs on, or None for any other test."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("spec") if callspec is not None else None
+
+
 def pytest_collection_modifyitems(config, items):
     """Sort items by id; with --fuzz, keep only the tests parametrized by a Function."""
     items.sort(key=lambda item: item.nodeid)
     if config.stash[_HARNESS].fuzzing:
-        kept = [i for i in items if hasattr(i, "callspec") and "spec" in i.callspec.params]
-        deselected = [i for i in items if i not in kept]
+        kept = [i for i in items if _spec_of(i) is not None]
+        deselected = [i for i in items if _spec_of(i) is None]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = kept
@@ -157,7 +162,7 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """Arm the time limit once for a whole property test rather than once per call."""
-    if hasattr(item, "callspec") and "spec" in item.callspec.params:
+    if _spec_of(item) is not None:
         with guard.watch():
             return (yield)
     return (yield)
@@ -189,10 +194,10 @@ def _findings(exc, spec_name):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     rep = yield
-    if call.when != "call" or not hasattr(item, "callspec") or "spec" not in item.callspec.params:
+    spec = _spec_of(item)
+    if call.when != "call" or spec is None:
         return rep
     harness = item.config.stash[_HARNESS]
-    spec = item.callspec.params["spec"]
     prop = item.originalname.removeprefix("test_")
     found = []
     if call.excinfo is not None:
