@@ -99,7 +99,11 @@ def build(chain, x):
             raise
         finally:
             np.seterrcall(old_call)
-        if not numeric(y.data, "biufc" if np.iscomplexobj(x) else "biuf"):
+        if not isinstance(y, Variable):
+            raise _invalid(spec.name, "__call__", y, names, x)
+        if not isinstance(y.data, np.ndarray) or not numeric(
+            y.data, "biufc" if np.iscomplexobj(x) else "biuf"
+        ):
             raise _invalid(spec.name, "forward", y.data, names, x)
         if not same(before, v.data):
             raise _mutated(spec.name, "forward", names, x)
