@@ -24,9 +24,9 @@ import examples.correct as correct
 import examples.wrong as wrong
 from bench import sensitivity
 from engine import Variable, square
-from fuzzing import profiles
-from properties.checks import check_gradient, check_invariants, check_traversals
-from properties.findings import Finding
+from gradfuzz import profiles
+from gradfuzz.checks import check_gradient, check_invariants, check_traversals
+from gradfuzz.findings import Finding
 from strategies import FunctionRegistry, cases, default_registry, defined_in
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

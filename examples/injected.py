@@ -64,7 +64,7 @@ def fixed_check_fails(case, *, rtol, atol, eps=1e-6):
     """
     from hypothesis.errors import UnsatisfiedAssumption
 
-    from properties.chain import backprop, build
+    from gradfuzz.graph import backprop, build
 
     try:
         g = np.asarray(backprop(build(case.chain, case.x), case.gy), dtype=np.float64)
@@ -81,8 +81,8 @@ def harness_catches(drawn, cls):
     """True when the harness's gradient check finds `cls` wrong on any of the drawn cases."""
     from hypothesis.errors import UnsatisfiedAssumption
 
-    from properties.checks import check_gradient
-    from properties.findings import Finding
+    from gradfuzz.checks import check_gradient
+    from gradfuzz.findings import Finding
 
     for case in drawn:
         try:

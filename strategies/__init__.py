@@ -1,9 +1,9 @@
 """Hypothesis strategies for Function classes, chains, inputs and upstream gradients."""
 
+from gradfuzz.registry import FunctionRegistry, Spec, default_registry, defined_in
 from strategies.arrays import directions, inputs, shapes, upstream_grads, values
 from strategies.cases import Case, cases
 from strategies.chains import chains, function_classes
-from strategies.registry import FunctionRegistry, Spec, default_registry, defined_in
 
 __all__ = [
     "Case",

@@ -7,8 +7,8 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from properties import chain as chains
-from properties.guard import reject_example
+from gradfuzz import graph as chains
+from gradfuzz.guard import reject_example
 from strategies._validate import check_bounds
 
 # Values where real bugs live: around 0 and +-1, below -3, at exp's overflow edge, tiny.

@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from properties.selftest.helpers import EXAMPLES, REPO, findings_by_function, fuzz
+from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz
 
 WRONG = [
     "AbsIntegerGradient", "AbsWrongAboveOne", "CosWrongSign", "CubeWrongPower",

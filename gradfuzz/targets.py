@@ -6,7 +6,7 @@ import importlib.util
 import os
 import sys
 
-from strategies.registry import FACTORIES_NAME, FunctionRegistry, defined_in, is_concrete
+from gradfuzz.registry import FACTORIES_NAME, FunctionRegistry, defined_in, is_concrete
 
 
 class TargetError(ValueError):

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from properties import chain as chains
-from properties.findings import Finding
-from properties.oracle import EPS, H0, SAFETY, TINY, ULPS
+from gradfuzz import graph as chains
+from gradfuzz.findings import Finding, Kind
+from gradfuzz.oracle import EPS, H0, SAFETY, TINY, ULPS
 
 COMPLEX_STEP = 2.0**-30
 RICHARDSON_STEP = 2.0**-10  # about eps^(1/5): balances h^4 truncation against eps / h
@@ -52,7 +52,7 @@ def complex_step(chain, x, p, gy, t):
     try:
         graph = chains.build(chain, x + 1j * t * p)
     except Finding as finding:
-        if finding.kind == "timeout":
+        if finding.kind == Kind.TIMEOUT:
             raise
         return None
     if not graph.valid():

@@ -9,10 +9,11 @@ import contextlib
 import numpy as np
 from hypothesis import event, note, target
 
-from properties import chain as chains
-from properties import oracle, strict
-from properties.findings import Finding
-from properties.guard import reject_example, tell
+from gradfuzz import graph as chains
+from gradfuzz import oracle, strict
+from gradfuzz.findings import Finding, Kind
+from gradfuzz.guard import reject_example, tell
+from gradfuzz.verdicts import Status, Verdict
 
 
 @contextlib.contextmanager
@@ -28,7 +29,7 @@ def _about(case):
 
 def _nondeterministic(case, first, second):
     return Finding(
-        "nondeterministic",
+        Kind.NONDETERMINISTIC,
         case.target,
         "two backward() passes over fresh graphs of the same chain returned different bits",
         chain=case.names(),
@@ -61,7 +62,7 @@ def check_gradient(case):
     |x| < 1 (relative steps, for tiny inputs near a domain's edge). Rejects kinks
     and non-convergent differences with an event; raises a `gradient_mismatch`
     Finding when no scale passes and one fails. After a pass, the strict check
-    judges again with a precise oracle (properties/strict.py). Returns the Verdict.
+    judges again with a precise oracle (gradfuzz/strict.py). Returns the Verdict.
     """
     with _about(case):
         return _check_gradient(case)
@@ -81,15 +82,15 @@ def _check_gradient(case):
         floor = oracle.analytic_rounding(g, p, len(case.chain)) + judge.underflow()
         verdict = _judge(case, judge, analytic, floor, g)
         judged.append(verdict)
-        if verdict.status == "pass":
+        if verdict.status == Status.PASS:
             break
     # A mismatch needs every step scale that could judge to agree, so a scale that
     # does not suit the function cannot raise a false alarm on its own.
     by_status = {}
     for v in judged:
         by_status.setdefault(v.status, v)
-    verdict = by_status.get("pass") or by_status.get("fail") or judged[0]
-    if verdict.status == "reject":
+    verdict = by_status.get(Status.PASS) or by_status.get(Status.FAIL) or judged[0]
+    if verdict.status == Status.REJECT:
         reject_example(verdict.reason)
     tell(event, f"gradient: {verdict.status} ({verdict.reason})")
     tell(
@@ -98,9 +99,9 @@ def _check_gradient(case):
         f"tolerance={float.hex(verdict.tolerance)} oracle={verdict.reason}",
     )
     tell(target, min(verdict.abs_error / verdict.tolerance, 1e6), label="error/tolerance")
-    if verdict.status == "fail":
+    if verdict.status == Status.FAIL:
         raise Finding(
-            "gradient_mismatch",
+            Kind.GRADIENT_MISMATCH,
             case.target,
             f"<backward(gy), p> = {verdict.analytic:.17g} but the {verdict.reason} gives "
             f"{verdict.numerical:.17g} +- {verdict.tolerance:.3g}",
@@ -127,9 +128,9 @@ def _judge(case, judge, analytic, floor, g):
     if estimate is not None:
         return _precise_verdict(case, judge, analytic, floor, g, estimate)
     verdict = oracle.compare(judge, analytic, floor)
-    if verdict.status == "suspect":
+    if verdict.status == Status.SUSPECT:
         verdict = oracle.diagnose(judge, analytic, floor)
-    if verdict.status != "pass" or not _settings["strict"]:
+    if verdict.status != Status.PASS or not _settings["strict"]:
         return verdict
     estimate = strict.richardson_estimate(judge, verdict)
     if estimate is None:
@@ -144,8 +145,8 @@ def _precise_verdict(case, judge, analytic, floor, g, estimate):
     if abs(analytic - estimate.value) > tolerance:
         jitter = strict.analytic_jitter(case.chain, case.x, case.gy, judge.p, g)
         tolerance = strict.tolerance(estimate, jitter, floor)
-    status = "pass" if abs(analytic - estimate.value) <= tolerance else "fail"
-    return oracle.Verdict(status, estimate.method, analytic, estimate.value, tolerance, 0.0)
+    status = Status.PASS if abs(analytic - estimate.value) <= tolerance else Status.FAIL
+    return Verdict(status, estimate.method, analytic, estimate.value, tolerance, 0.0)
 
 
 def check_traversals(case):
@@ -161,7 +162,7 @@ def check_traversals(case):
         ):
             raise _nondeterministic(case, loop, again)
         raise Finding(
-            "traversal_mismatch",
+            Kind.TRAVERSAL_MISMATCH,
             case.target,
             "backward() and backward_recursive() returned different gradients",
             chain=case.names(),

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from properties import chain as chains
+from gradfuzz import graph as chains
+from gradfuzz.verdicts import Status, Verdict
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
@@ -35,27 +36,6 @@ class Point:
     y: np.ndarray
     scale: float
     inner: list  # the values between the stages, a_1 .. a_(k-1)
-
-
-@dataclass
-class Verdict:
-    """The outcome of one gradient comparison; `status` is pass, fail or reject."""
-
-    status: str
-    reason: str
-    analytic: float
-    numerical: float
-    tolerance: float
-    step: float
-
-    @property
-    def abs_error(self):
-        return abs(self.analytic - self.numerical)
-
-    @property
-    def rel_error(self):
-        denominator = max(abs(self.analytic), abs(self.numerical))
-        return self.abs_error / denominator if denominator > 0 else 0.0
 
 
 class Oracle:
@@ -142,9 +122,9 @@ def compare(oracle, analytic, floor):
         coarse, fine = oracle.central(h), oracle.central(h / 2)
         if coarse is not None and fine is not None:
             tolerance = SAFETY * (abs(coarse[0] - fine[0]) + fine[1]) + floor
-            status = "pass" if abs(analytic - fine[0]) <= tolerance else "suspect"
+            status = Status.PASS if abs(analytic - fine[0]) <= tolerance else Status.SUSPECT
             return Verdict(status, "central difference", analytic, fine[0], tolerance, h / 2)
-    return Verdict("reject", "no step keeps x +- h p valid", analytic, np.nan, np.nan, np.nan)
+    return Verdict(Status.REJECT, "no step keeps x +- h p valid", analytic, np.nan, np.nan, np.nan)
 
 
 def _trusted(rows, analytic):
@@ -198,7 +178,7 @@ def diagnose(oracle, analytic, floor):
         central, gap = oracle.central(h), oracle.one_sided_gap(h)
         gaps.append(gap)
         if _kink(gaps):
-            return Verdict("reject", "kink", analytic, np.nan, np.nan, h)
+            return Verdict(Status.REJECT, "kink", analytic, np.nan, np.nan, h)
         rows.append(None if central is None or gap is None else (*central, *gap, oracle.reach(h)))
         window = rows[-4:]
         if len(window) < 4 or None in window or not _trusted(window, analytic):
@@ -206,21 +186,21 @@ def diagnose(oracle, analytic, floor):
         e = abs(window[2][0] - window[3][0])
         tolerance = SAFETY * (e + window[3][1]) + floor
         estimates.append(
-            Verdict("pass", "central-difference ladder", analytic, window[3][0], tolerance, h)
+            Verdict(Status.PASS, "central-difference ladder", analytic, window[3][0], tolerance, h)
         )
         if len(estimates) >= CONCLUSIVE and _agree(estimates[-CONCLUSIVE:]):
             break
     # Windows that each look converged but contradict each other mean the oracle is
     # being fooled (a step aliasing a fast oscillation): it cannot judge here.
     if not _agree(estimates):
-        return Verdict("reject", "inconsistent differences", analytic, np.nan, np.nan, np.nan)
+        return Verdict(Status.REJECT, "inconsistent differences", analytic, np.nan, np.nan, np.nan)
     best = min(estimates, key=lambda v: v.tolerance, default=None)
     if best is None:
         valid = sum(row is not None for row in rows)
         reason = "overflow or domain edge" if valid < len(rows) else "non-convergent difference"
-        return Verdict("reject", reason, analytic, np.nan, np.nan, np.nan)
+        return Verdict(Status.REJECT, reason, analytic, np.nan, np.nan, np.nan)
     if best.abs_error > best.tolerance:
-        best.status = "fail"
+        best.status = Status.FAIL
     return best
 
 

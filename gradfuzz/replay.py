@@ -3,13 +3,13 @@
 import numpy as np
 from hypothesis.errors import UnsatisfiedAssumption
 
-from fuzzing import targets
-from properties import chain as chains
-from properties.checks import CHECKS
-from properties.findings import Finding, decode
+from gradfuzz import graph as chains
+from gradfuzz import targets
+from gradfuzz.checks import CHECKS
+from gradfuzz.findings import Finding, decode
+from gradfuzz.registry import FunctionRegistry, default_registry
 from strategies.arrays import valid_input
 from strategies.cases import Case
-from strategies.registry import FunctionRegistry, default_registry
 
 
 def _specs(names, sources):

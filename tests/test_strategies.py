@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import examples.correct
 from engine import Exp, Function, Square
-from properties.chain import build
-from properties.checks import check_gradient
+from gradfuzz.checks import check_gradient
+from gradfuzz.graph import build
 from strategies import (
     FunctionRegistry,
     cases,

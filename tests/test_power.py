@@ -9,7 +9,7 @@ from examples.injected import (
     harness_catches,
     inject,
 )
-from properties.checks import configure
+from gradfuzz.checks import configure
 
 
 @pytest.mark.parametrize("name", sorted(SUBJECTS))

@@ -1,28 +1,50 @@
 """Findings: structured exceptions that the checks raise and the report serialises."""
 
 import math
+from enum import StrEnum
 
 import numpy as np
 
-# Every kind of finding, with the one line a report prints for it.
+
+class Kind(StrEnum):
+    """Every kind of finding; a StrEnum, so reports hold the plain string."""
+
+    GRADIENT_MISMATCH = "gradient_mismatch"
+    NONFINITE_GRADIENT = "nonfinite_gradient"
+    FORWARD_RAISED = "forward_raised"
+    BACKWARD_RAISED = "backward_raised"
+    INVALID_RETURN = "invalid_return"
+    WRONG_SHAPE = "wrong_shape"
+    WRONG_DTYPE = "wrong_dtype"
+    INPUT_MUTATED = "input_mutated"
+    NONDETERMINISTIC = "nondeterministic"
+    TRAVERSAL_MISMATCH = "traversal_mismatch"
+    RECURSION = "recursion"
+    TIMEOUT = "timeout"
+    CANNOT_BUILD = "cannot_build"
+    NO_VALID_INPUT = "no_valid_input"
+    HARNESS_ERROR = "harness_error"
+
+
+# The one line a report prints for each kind.
 KINDS = {
-    "gradient_mismatch": "backward's gradient disagrees with the numerical derivative "
+    Kind.GRADIENT_MISMATCH: "backward's gradient disagrees with the numerical derivative "
     "by more than the oracle's own error",
-    "nonfinite_gradient": "backward returned inf or nan where forward is finite",
-    "forward_raised": "forward raised an exception",
-    "backward_raised": "backward raised an exception",
-    "invalid_return": "forward or backward returned something that is not a numeric "
+    Kind.NONFINITE_GRADIENT: "backward returned inf or nan where forward is finite",
+    Kind.FORWARD_RAISED: "forward raised an exception",
+    Kind.BACKWARD_RAISED: "backward raised an exception",
+    Kind.INVALID_RETURN: "forward or backward returned something that is not a numeric "
     "ndarray of the right shape",
-    "wrong_shape": "the gradient's shape differs from its input's shape",
-    "wrong_dtype": "the gradient's dtype is not floating",
-    "input_mutated": "the call changed its input's data in place",
-    "nondeterministic": "two backward passes over fresh graphs of the same chain differ",
-    "traversal_mismatch": "backward() and backward_recursive() give different gradients",
-    "recursion": "backward_recursive() failed in a way other than the documented RecursionError",
-    "timeout": "the call did not return within the time limit",
-    "cannot_build": "the harness cannot construct the Function with no arguments",
-    "no_valid_input": "no input was found on which forward returns finite values",
-    "harness_error": "the harness itself failed on this function; please report it",
+    Kind.WRONG_SHAPE: "the gradient's shape differs from its input's shape",
+    Kind.WRONG_DTYPE: "the gradient's dtype is not floating",
+    Kind.INPUT_MUTATED: "the call changed its input's data in place",
+    Kind.NONDETERMINISTIC: "two backward passes over fresh graphs of the same chain differ",
+    Kind.TRAVERSAL_MISMATCH: "backward() and backward_recursive() give different gradients",
+    Kind.RECURSION: "backward_recursive() failed in a way other than the documented RecursionError",
+    Kind.TIMEOUT: "the call did not return within the time limit",
+    Kind.CANNOT_BUILD: "the harness cannot construct the Function with no arguments",
+    Kind.NO_VALID_INPUT: "no input was found on which forward returns finite values",
+    Kind.HARNESS_ERROR: "the harness itself failed on this function; please report it",
 }
 
 
@@ -69,7 +91,7 @@ class Finding(AssertionError):
     def __init__(self, kind, function, explanation, *, chain=(), input=None, **numbers):
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not one of {sorted(KINDS)}")
-        self.kind = kind
+        self.kind = Kind(kind)
         self.function = function
         self.explanation = explanation
         self.chain = list(chain)
@@ -88,7 +110,7 @@ class Finding(AssertionError):
         return {
             "function": self.function,
             "property": self.property,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "kind_meaning": KINDS[self.kind],
             "explanation": self.explanation,
             "chain": self.chain,

@@ -5,7 +5,10 @@ import math
 import os
 import tempfile
 
-from properties.findings import KINDS
+from gradfuzz.findings import KINDS, Kind
+from gradfuzz.verdicts import Outcome
+
+OK = Outcome.OK
 
 SCHEMA = 1
 
@@ -22,7 +25,7 @@ def _json_safe(value):
 
 
 # Kinds that a nondeterministic backward produces as a side effect.
-_SYMPTOMS_OF_NOISE = {"gradient_mismatch", "traversal_mismatch"}
+_SYMPTOMS_OF_NOISE = {Kind.GRADIENT_MISMATCH, Kind.TRAVERSAL_MISMATCH}
 
 
 def merge(findings):
@@ -31,7 +34,7 @@ def merge(findings):
     The others' properties are listed under `found_by`. A function whose backward
     is nondeterministic gets that one finding: its mismatches are symptoms.
     """
-    noisy = {f["function"] for f in findings if f["kind"] == "nondeterministic"}
+    noisy = {f["function"] for f in findings if f["kind"] == Kind.NONDETERMINISTIC}
     best = {}
 
     def rank(f):
@@ -39,7 +42,7 @@ def merge(findings):
 
     for f in sorted(findings, key=rank):
         if f["function"] in noisy and f["kind"] in _SYMPTOMS_OF_NOISE:
-            f = {**f, "kind": "nondeterministic"}
+            f = {**f, "kind": Kind.NONDETERMINISTIC.value}
         key = (f["function"], f["kind"])
         if key in best:
             best[key]["found_by"] = sorted({*best[key]["found_by"], f["property"]})
@@ -54,6 +57,7 @@ def merge(findings):
 def build(functions, findings, *, report_dir, run, rejected=None):
     """The report as a dict: `functions` and `counterexamples` are deterministic, `run` is not.
 
+    `functions` maps a name to {"examples", "properties_run", "properties"}.
     `rejected` maps a function to {reason: count}: the examples its tests set
     aside as kinks, non-convergent differences, overflow or domain edges.
     """
@@ -61,21 +65,55 @@ def build(functions, findings, *, report_dir, run, rejected=None):
     counterexamples = merge(findings)
     for f in counterexamples:
         f["reproduce"] = f"python {os.path.join(report_dir, 'repro_' + f['id'] + '.py')}"
-    verdicts = {}
+    kinds = {}
     for f in counterexamples:
-        verdicts.setdefault(f["function"], []).append(f["kind"])
+        kinds.setdefault(f["function"], []).append(f["kind"])
     rows = [
         {
             "name": name,
-            "examples": functions[name],
-            "verdict": "ok" if name not in verdicts else "FAIL: " + ", ".join(verdicts[name]),
+            "examples": info["examples"],
+            "verdict": verdict(kinds.get(name), info["properties_run"], info["properties"]),
+            "properties_run": info["properties_run"],
             "rejected": dict(sorted(rejected.get(name, {}).items())),
         }
-        for name in sorted(functions)
+        for name, info in sorted(functions.items())
     ]
+    complete = all(row["verdict"] != Outcome.NOT_RUN for row in rows)
+    complete = complete and all(row["verdict"] != Outcome.PARTIAL for row in rows)
     return _json_safe(
-        {"schema": SCHEMA, "functions": rows, "counterexamples": counterexamples, "run": run}
+        {
+            "schema": SCHEMA,
+            "functions": rows,
+            "counterexamples": counterexamples,
+            "run": {"complete": complete, **run},
+        }
     )
+
+
+def verdict(kinds, properties_run, properties):
+    """A Function's verdict: its findings' kinds, else whether every property ran for it."""
+    if kinds:
+        return f"{Outcome.FAIL}: " + ", ".join(kinds)
+    if not properties_run:
+        return Outcome.NOT_RUN
+    if set(properties) - set(properties_run):
+        return Outcome.PARTIAL
+    return Outcome.OK
+
+
+class ReportDirError(ValueError):
+    """--report-dir cannot hold a report; the message says why."""
+
+
+def check_writable(report_dir):
+    """Raise ReportDirError unless `report_dir` is, or can be made, a writable directory."""
+    if os.path.exists(report_dir) and not os.path.isdir(report_dir):
+        raise ReportDirError(f"{report_dir} exists and is not a directory")
+    parent = report_dir
+    while not os.path.exists(parent):
+        parent = os.path.dirname(os.path.abspath(parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ReportDirError(f"{parent} is not writable, so {report_dir} cannot hold the report")
 
 
 def _write(path, text, mode=0o644):
@@ -119,8 +157,9 @@ def markdown(report):
     """The report for people: a summary table, then one section per finding."""
     lines = ["# Gradient fuzzing report", ""]
     n = len(report["counterexamples"])
+    fuzzed = len(report["functions"])
     lines += [
-        f"{len(report['functions'])} functions fuzzed, {n} finding{'s' * (n != 1)}.",
+        f"{fuzzed} function{'s' * (fuzzed != 1)} fuzzed, {n} finding{'s' * (n != 1)}.",
         "",
         "| function | examples | verdict | set aside |",
         "| --- | ---: | --- | --- |",
@@ -171,7 +210,7 @@ def replay_script(finding, replay_sources):
         f"sys.path.insert(0, {os.path.abspath(os.getcwd())!r})\n"
         f"sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r})\n\n"
         "import json  # noqa: E402\n\n"
-        "from fuzzing.replay import replay  # noqa: E402\n\n"
+        "from gradfuzz.replay import replay  # noqa: E402\n\n"
         f"FINDING = json.loads({json.dumps(finding)!r})\n"
         f"SOURCES = json.loads({json.dumps(sources)!r})\n\n"
         'if __name__ == "__main__":\n'

@@ -8,7 +8,7 @@ import time
 from hypothesis import currently_in_test_context, event, reject
 from hypothesis.errors import UnsatisfiedAssumption
 
-from properties.findings import Finding
+from gradfuzz.findings import Finding, Kind
 
 DEFAULT_TIME_LIMIT = 2.0
 
@@ -23,10 +23,18 @@ class _Timeout(BaseException):
     """Raised by the alarm; a BaseException, so `except Exception` in user code cannot eat it."""
 
 
+def validate_time_limit(time_limit):
+    """Raise ValueError unless `time_limit` is a number of seconds the alarm can enforce."""
+    if not time_limit >= 2 * TICK:
+        raise ValueError(
+            f"time_limit={time_limit!r} is below {2 * TICK:g} s, twice the watchdog's "
+            f"resolution of {TICK:g} s"
+        )
+
+
 def configure(*, time_limit):
     """Set the per-call time limit in seconds (the plugin's --fuzz-timeout)."""
-    if not time_limit > 0:
-        raise ValueError(f"time_limit={time_limit!r} must be a positive number of seconds")
+    validate_time_limit(time_limit)
     _settings["time_limit"] = float(time_limit)
 
 
@@ -96,7 +104,7 @@ def run(call, *, function, stage, chain=(), input=None):
     except _Timeout as e:
         function = function(e) if callable(function) else function
         finding = Finding(
-            "timeout",
+            Kind.TIMEOUT,
             function,
             f"{stage} of {function} did not return within {limit:g} s "
             "(set the limit with --fuzz-timeout)",
@@ -109,7 +117,9 @@ def run(call, *, function, stage, chain=(), input=None):
         raise
     except Exception as e:
         function = function(e) if callable(function) else function
-        kind = {"build": "cannot_build", "forward": "forward_raised"}.get(stage, "backward_raised")
+        kind = {"build": Kind.CANNOT_BUILD, "forward": Kind.FORWARD_RAISED}.get(
+            stage, Kind.BACKWARD_RAISED
+        )
         raise Finding(
             kind,
             function,

@@ -3,8 +3,8 @@
 import numpy as np
 
 from engine import Function, Variable
-from properties import guard
-from properties.findings import Finding
+from gradfuzz import guard
+from gradfuzz.findings import Finding, Kind
 
 
 class Graph:
@@ -79,7 +79,7 @@ def build(chain, x):
         f = guard.run(spec.make, function=spec.name, stage="build", chain=names, input=x)
         if not isinstance(f, Function):
             raise Finding(
-                "cannot_build",
+                Kind.CANNOT_BUILD,
                 spec.name,
                 f"its factory returned {type(f).__name__}, not a Function",
                 chain=names,
@@ -94,7 +94,7 @@ def build(chain, x):
                     lambda f=f, v=v: f(v), function=spec.name, stage="forward", chain=names, input=x
                 )
         except Finding as finding:
-            if finding.kind == "forward_raised" and not _raised_inside(finding, f, "forward"):
+            if finding.kind == Kind.FORWARD_RAISED and not _raised_inside(finding, f, "forward"):
                 raise _invalid(spec.name, "forward", finding.__cause__, names, x) from None
             raise
         finally:
@@ -133,7 +133,7 @@ def backprop(graph, gy, traversal="backward"):
                 getattr(graph.y, traversal), function=blame, stage="backward", chain=names, input=x
             )
     except Finding as finding:
-        if finding.kind == "backward_raised":
+        if finding.kind == Kind.BACKWARD_RAISED:
             # A backward that raised on an invalid gy is the victim: blame gy's producer.
             upstream = _culprit(graph, finding.__cause__) + 1
             if upstream < len(graph.functions):
@@ -155,7 +155,7 @@ def _check_gradient(graph, i, names, x):
         raise _invalid(name, "backward", g, names, x)
     if np.shape(g) != v.data.shape:
         raise Finding(
-            "wrong_shape",
+            Kind.WRONG_SHAPE,
             name,
             f"backward returned shape {np.shape(g)} for an input of shape {v.data.shape}",
             chain=names,
@@ -163,7 +163,7 @@ def _check_gradient(graph, i, names, x):
         )
     if np.asarray(g).dtype.kind != "f":
         raise Finding(
-            "wrong_dtype",
+            Kind.WRONG_DTYPE,
             name,
             f"backward returned dtype {np.asarray(g).dtype}; a gradient must be floating",
             chain=names,
@@ -175,7 +175,7 @@ def _check_gradient(graph, i, names, x):
         if estimate is None:
             guard.reject_example("the true gradient overflows")
         raise Finding(
-            "nonfinite_gradient",
+            Kind.NONFINITE_GRADIENT,
             name,
             "backward returned a non-finite gradient from a finite upstream gradient, "
             f"where the central difference gives the finite {estimate:.17g}",
@@ -186,8 +186,6 @@ def _check_gradient(graph, i, names, x):
         )
 
 
-# Above this, a partial derivative is taken to overflow in a correct backward too.
-_OVERFLOW = 1e300
 # Beyond this many elements, the partial derivatives are not worth one pass each.
 _MAX_PARTIALS = 64
 
@@ -195,25 +193,28 @@ _MAX_PARTIALS = 64
 def _finite_partial(spec, a, upstream, where):
     """A finite partial derivative of <upstream, f(a)> at an element in `where`, or None.
 
-    Central differences with a step relative to |a_i| when |a_i| < 1, one element
-    at a time; None when every one overflows, leaves the domain, or there are too
-    many elements to try.
+    Central differences with a step relative to |a_i| (absolute at 0), one
+    element at a time, so that a huge |a_i| is not stepped by less than an ulp.
+    None when every one overflows or leaves the domain, or there are too many
+    elements to try.
     """
     if a.size > _MAX_PARTIALS:
         return None
     h = 1e-6
-    scale = np.where((a != 0) & (np.abs(a) < 1), np.abs(a), 1.0)
+    scale = np.where(a != 0, np.abs(a), 1.0)
     for i in np.ndindex(a.shape):
         if not where[i]:
             continue
         step = np.zeros_like(a)
         step[i] = h * scale[i]
         with np.errstate(all="ignore"):
-            plus, minus = build((spec,), a + step), build((spec,), a - step)
+            above, below = a + step, a - step
+            plus, minus = build((spec,), above), build((spec,), below)
             if not (plus.valid() and minus.valid()):
                 continue
-            partial = float(np.sum(upstream * (plus.y.data - minus.y.data))) / (2 * step[i])
-        if np.isfinite(partial) and abs(partial) < _OVERFLOW:
+            taken = above[i] - below[i]  # the step that x's rounding really took
+            partial = float(np.sum(upstream * (plus.y.data - minus.y.data))) / taken
+        if np.isfinite(partial):
             return partial
     return None
 
@@ -245,7 +246,7 @@ def _raised_inside(finding, f, method):
 def _invalid(name, stage, value, names, x):
     shown = value if isinstance(value, BaseException) else f"{type(value).__name__} {value!r:.60}"
     return Finding(
-        "invalid_return",
+        Kind.INVALID_RETURN,
         name,
         f"{stage} returned an invalid value ({shown}); it must return a numeric numpy.ndarray",
         chain=names,
@@ -255,7 +256,7 @@ def _invalid(name, stage, value, names, x):
 
 def _mutated(name, stage, names, x):
     return Finding(
-        "input_mutated",
+        Kind.INPUT_MUTATED,
         name,
         f"{stage} changed its input's data in place; a Function must leave its input alone",
         chain=names,

@@ -1,1 +1,0 @@
-"""The pytest plugin that points the properties at user Functions, and the report writer."""

@@ -1,0 +1,56 @@
+"""The Hypothesis profiles: dev (local default), ci (what tox runs) and nightly (long).
+
+`register()` only registers them; loading one is the runner's choice:
+--hypothesis-profile NAME, or HYPOTHESIS_PROFILE=NAME for gradfuzz's own runs.
+"""
+
+import os
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import InvalidArgument
+
+NAMES = ("dev", "ci", "nightly")
+DEFAULT = "dev"
+
+# Hypothesis's explain phase replays each failure many times to annotate it; the
+# report already names the failing values, so ci and dev skip it.
+_NO_EXPLAIN = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+
+
+def register():
+    """Register dev, ci and nightly, without loading any of them."""
+    settings.register_profile(
+        "dev", max_examples=25, deadline=None, phases=_NO_EXPLAIN, print_blob=True
+    )
+    settings.register_profile(
+        "ci",
+        max_examples=60,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        phases=_NO_EXPLAIN,
+    )
+    settings.register_profile(
+        "nightly",
+        max_examples=1000,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+def chosen(environ=os.environ):
+    """The profile a gradfuzz run loads: HYPOTHESIS_PROFILE if set, else dev.
+
+    Raises ValueError naming the variable when it names no registered profile.
+    """
+    name = environ.get("HYPOTHESIS_PROFILE") or DEFAULT
+    try:
+        settings.get_profile(name)
+    except InvalidArgument:
+        raise ValueError(
+            f"HYPOTHESIS_PROFILE={name!r} is not a registered Hypothesis profile; "
+            f"gradfuzz registers {', '.join(NAMES)}"
+        ) from None
+    return name

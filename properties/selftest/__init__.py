@@ -1,1 +1,0 @@
-"""Tests of the harness itself, run on throwaway modules with pytester."""
