@@ -1,0 +1,96 @@
+"""The `gradfuzz` command: fuzz TARGETs with the installed property suite.
+
+    gradfuzz TARGET... [--report-dir D] [--profile P] [--timeout S] [-n N] [--no-strict]
+                       [-- PYTEST_ARGS]
+
+`python -m gradfuzz` is the same program.
+"""
+
+import argparse
+import os
+import sys
+
+import pytest
+
+from gradfuzz import guard, profiles
+
+# Exit codes, pytest's own: the command returns what the pytest run returned.
+EXIT_CODES = {
+    0: "clean: every Function fuzzed, no finding",
+    1: "findings, or a Function not run or not fully run",
+    2: "interrupted (Ctrl-C)",
+    3: "internal error of pytest or the harness",
+    4: "usage error: a bad option or TARGET, before any fuzzing",
+    5: "no test was collected",
+}
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="gradfuzz",
+        description="Fuzz the backward passes of the engine.Function subclasses in each TARGET "
+        "and write report.json, report.md and one replay script per finding.",
+        epilog="exit codes: "
+        + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+        + ". Options after `--` go to pytest unchanged (e.g. -- -x -v).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="a .py file or a dotted module name, optionally ending in :ClassName",
+    )
+    p.add_argument("--report-dir", default="reports", help="where the reports are written")
+    p.add_argument(
+        "--profile",
+        default=None,
+        choices=profiles.NAMES,
+        help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, else dev)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=guard.DEFAULT_TIME_LIMIT,
+        help="time limit of one forward or backward call, in seconds",
+    )
+    p.add_argument(
+        "-n",
+        "--workers",
+        default="0",
+        help="pytest-xdist worker processes: a number, or auto",
+    )
+    p.add_argument(
+        "--no-strict",
+        action="store_true",
+        help="central differences only, without the precise-oracle check",
+    )
+    return p
+
+
+def pytest_args(argv):
+    """The pytest command line that `gradfuzz argv` runs."""
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser().parse_args(argv[:split])
+    suite = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "properties")
+    command = [
+        os.path.join(suite, "test_properties.py"),
+        "-p",
+        "no:cacheprovider",
+        f"--report-dir={args.report_dir}",
+        f"--fuzz-timeout={args.timeout:g}",
+        "-n",
+        args.workers,
+    ]
+    if args.profile:
+        command.append(f"--hypothesis-profile={args.profile}")
+    if args.no_strict:
+        command.append("--no-strict")
+    for target in args.targets:
+        command += ["--fuzz", target]
+    return command + argv[split + 1 :]
+
+
+def main(argv=None):
+    """Run the property suite on the TARGETs; return pytest's exit code."""
+    return int(pytest.main(pytest_args(sys.argv[1:] if argv is None else argv)))

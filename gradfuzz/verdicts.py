@@ -1,0 +1,43 @@
+"""Verdicts: of one gradient comparison (an example) and of a whole Function (the report)."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """One example's verdict. Only PASS and FAIL are judgements; REJECT is not evidence."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    SUSPECT = "suspect"  # the cheap check missed; the expensive diagnosis decides
+    REJECT = "reject"
+
+
+class Outcome(StrEnum):
+    """A Function's verdict in the report (a failing one reads "FAIL: kind, ...")."""
+
+    OK = "ok"
+    FAIL = "FAIL"
+    NOT_RUN = "not_run"  # no property ran for it (-k, -x, an interrupted run)
+    PARTIAL = "partial"  # some properties ran for it, not all
+
+
+@dataclass
+class Verdict:
+    """The outcome of one gradient comparison."""
+
+    status: Status
+    reason: str
+    analytic: float
+    numerical: float
+    tolerance: float
+    step: float
+
+    @property
+    def abs_error(self):
+        return abs(self.analytic - self.numerical)
+
+    @property
+    def rel_error(self):
+        denominator = max(abs(self.analytic), abs(self.numerical))
+        return self.abs_error / denominator if denominator > 0 else 0.0
