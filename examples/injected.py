@@ -77,18 +77,28 @@ def fixed_check_fails(case, *, rtol, atol, eps=1e-6):
     return not abs(analytic - numerical) <= atol + rtol * abs(numerical)
 
 
-def harness_catches(drawn, cls):
-    """True when the harness's gradient check finds `cls` wrong on any of the drawn cases."""
+def harness_flags(case, cls):
+    """True when the harness's gradient check finds `cls` wrong on `case`, None when unjudged."""
     from hypothesis.errors import UnsatisfiedAssumption
 
     from gradfuzz.checks import check_gradient
     from gradfuzz.findings import Finding
 
-    for case in drawn:
-        try:
-            check_gradient(with_function(case, cls))
-        except Finding:
-            return True
-        except UnsatisfiedAssumption:
-            continue
+    try:
+        check_gradient(with_function(case, cls))
+    except Finding:
+        return True
+    except UnsatisfiedAssumption:
+        return None
     return False
+
+
+def harness_catches(drawn, cls):
+    """True when the harness's gradient check finds `cls` wrong on any of the drawn cases."""
+    return any(harness_flags(case, cls) for case in drawn)
+
+
+def harness_false_alarms(drawn, cls):
+    """(inputs on which the harness flags `cls`, inputs it could judge)."""
+    flags = [harness_flags(case, cls) for case in drawn]
+    return sum(f is True for f in flags), sum(f is not None for f in flags)

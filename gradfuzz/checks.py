@@ -1,7 +1,10 @@
-"""The checks each property test calls: they return quietly, reject the example, or raise a Finding.
+"""The checks the property tests call: each returns, rejects the example, or raises a Finding.
 
-They also run outside Hypothesis (the replay scripts): there, events, notes and
-targets are skipped and a rejection raises `hypothesis.errors.UnsatisfiedAssumption`.
+Every gradient example ends in one of three verdicts: pass and fail are
+judgements; an example the oracle cannot judge is rejected with its reason (a
+Hypothesis event and a tally) and is never evidence. The checks also run outside
+Hypothesis (the replay scripts): there, events, notes and targets are skipped and
+a rejection raises `hypothesis.errors.UnsatisfiedAssumption`.
 """
 
 import contextlib
@@ -27,18 +30,6 @@ def _about(case):
         raise
 
 
-def _nondeterministic(case, first, second):
-    return Finding(
-        Kind.NONDETERMINISTIC,
-        case.target,
-        "two backward() passes over fresh graphs of the same chain returned different bits",
-        chain=case.names(),
-        input=case.x,
-        first_gradient=np.asarray(first, dtype=np.float64),
-        second_gradient=np.asarray(second, dtype=np.float64),
-    )
-
-
 def _valid_graph(case, reuse=False):
     graph = (reuse and case.take_graph()) or chains.build(case.chain, case.x)
     if not graph.valid():
@@ -50,103 +41,281 @@ _settings = {"strict": True}
 
 
 def configure(*, strict):
-    """Turn the strict check (a precise oracle after the central difference passes) on or off."""
+    """Turn the precise oracles (complex step, Richardson) on or off."""
     _settings["strict"] = bool(strict)
 
 
-def check_gradient(case):
-    """Backprop's <g, p> matches the oracle's directional derivative within its own error.
+def step_scales(x):
+    """The per-element step scales tried in turn: max(|x|, 1), then |x| for 0 < |x| < 1.
 
-    Judges along p = d (absolute steps, never large enough to alias a periodic
-    function), then, unless that passed, along p = d * |x| for the elements with
-    |x| < 1 (relative steps, for tiny inputs near a domain's edge). Rejects kinks
-    and non-convergent differences with an event; raises a `gradient_mismatch`
-    Finding when no scale passes and one fails. After a pass, the strict check
-    judges again with a precise oracle (gradfuzz/strict.py). Returns the Verdict.
+    Relative steps for huge elements, so that no step rounds away; relative steps
+    for tiny ones too where absolute steps leave the domain.
+    """
+    scales = [np.maximum(np.abs(x), 1.0)]
+    small = (x != 0) & (np.abs(x) < 1)
+    if small.any():
+        scales.append(np.where(small, np.abs(x), 1.0))
+    return scales
+
+
+def check_gradient(case):
+    """Backprop's <g, q> matches the oracle's directional derivative within the oracle's error.
+
+    q = d * scale for the scales of `step_scales`, tried in turn until one can judge.
+    A fail is localized by bisection to the smallest block of elements that still
+    fails, and raises a `gradient_mismatch` Finding naming them; a mismatch that no
+    block reproduces, like every example the oracle cannot judge, is rejected.
+    Returns the passing Verdict.
     """
     with _about(case):
-        return _check_gradient(case)
-
-
-def _check_gradient(case):
-    graph = _valid_graph(case, reuse=True)
-    g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
-    grads = [v.grad for v in graph.variables]
-    unit = np.ones_like(case.x)
-    relative = np.where((case.x != 0) & (np.abs(case.x) < 1), np.abs(case.x), 1.0)
-    judged = []
-    for scale in [unit] + [relative] * (not np.array_equal(unit, relative)):
-        p = case.d * scale
-        analytic = float(np.sum(g * p))
-        judge = oracle.Oracle(case.chain, case.x, p, case.gy, grads)
-        floor = oracle.analytic_rounding(g, p, len(case.chain)) + judge.underflow()
-        verdict = _judge(case, judge, analytic, floor, g)
-        judged.append(verdict)
-        if verdict.status == Status.PASS:
-            break
-    # A mismatch needs every step scale that could judge to agree, so a scale that
-    # does not suit the function cannot raise a false alarm on its own.
-    by_status = {}
-    for v in judged:
-        by_status.setdefault(v.status, v)
-    verdict = by_status.get(Status.PASS) or by_status.get(Status.FAIL) or judged[0]
-    if verdict.status == Status.REJECT:
-        reject_example(verdict.reason)
-    tell(event, f"gradient: {verdict.status} ({verdict.reason})")
-    tell(
-        note,
-        f"analytic={float.hex(verdict.analytic)} numerical={float.hex(verdict.numerical)} "
-        f"tolerance={float.hex(verdict.tolerance)} oracle={verdict.reason}",
-    )
-    tell(target, min(verdict.abs_error / verdict.tolerance, 1e6), label="error/tolerance")
-    if verdict.status == Status.FAIL:
-        raise Finding(
-            Kind.GRADIENT_MISMATCH,
-            case.target,
-            f"<backward(gy), p> = {verdict.analytic:.17g} but the {verdict.reason} gives "
-            f"{verdict.numerical:.17g} +- {verdict.tolerance:.3g}",
-            chain=case.names(),
-            input=case.x,
-            upstream_grad=case.gy,
-            direction=case.d,
-            analytic=verdict.analytic,
-            numerical=verdict.numerical,
-            abs_error=verdict.abs_error,
-            rel_error=verdict.rel_error,
-            tolerance=verdict.tolerance,
-            step=verdict.step,
-            oracle=verdict.reason,
-            classification="real mismatch",
+        graph = _valid_graph(case, reuse=True)
+        judge = _Judge(case, graph.y.data)
+        # The oracle decides first whether it can judge, from forward alone.
+        tried = []
+        for s in step_scales(case.x):
+            probe = judge.probe(case.d * s)
+            tried.append(judge.estimate(probe))
+            if isinstance(tried[-1], oracle.Estimate):
+                break
+        else:
+            reject_example(tried[0].reason)
+        judge.g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
+        verdict = judge.verdict(probe, tried[-1])
+        if verdict.status == Status.FAIL:
+            verdict = judge.localize(probe.q, verdict)
+        if verdict.status == Status.REJECT:
+            reject_example(verdict.reason)
+        tell(event, f"gradient: {verdict.status} ({verdict.reason})")
+        tell(
+            note,
+            f"analytic={float.hex(verdict.analytic)} numerical={float.hex(verdict.numerical)} "
+            f"tolerance={float.hex(verdict.tolerance)} oracle={verdict.reason}",
         )
-    return verdict
-
-
-def _judge(case, judge, analytic, floor, g):
-    """One step scale's verdict: complex step when it applies, else central differences."""
-    depth = len(case.chain)
-    estimate = strict.complex_estimate(judge, depth) if _settings["strict"] else None
-    if estimate is not None:
-        return _precise_verdict(case, judge, analytic, floor, g, estimate)
-    verdict = oracle.compare(judge, analytic, floor)
-    if verdict.status == Status.SUSPECT:
-        verdict = oracle.diagnose(judge, analytic, floor)
-    if verdict.status != Status.PASS or not _settings["strict"]:
+        ratio = verdict.abs_error / verdict.tolerance if verdict.tolerance > 0 else 0.0
+        if np.isfinite(ratio):
+            tell(target, min(ratio, 1e6), label="error/tolerance")
+        if verdict.status == Status.FAIL:
+            raise _mismatch(case, verdict)
         return verdict
-    estimate = strict.richardson_estimate(judge, verdict)
-    if estimate is None:
-        tell(event, "strict: no precise oracle agrees with the central difference here")
+
+
+class _Judge:
+    """Judges one case along directions q: the oracle first, then backward's <g, q>."""
+
+    def __init__(self, case, y0):
+        self.case, self.y0, self.g = case, y0, None
+        self._wide = None
+
+    def probe(self, q):
+        return oracle.Probe(self.case.chain, self.case.x, q, self.case.gy, self.y0)
+
+    def estimate(self, probe):
+        """The forward-only Estimate along probe.q if it has a significant digit, else Unjudged."""
+        found = oracle.estimate(probe)
+        if isinstance(found, oracle.Estimate) and not found.significant:
+            return oracle.Unjudged("no significant digit")
+        return found
+
+    def verdict(self, probe, cheap=None):
+        """Pass or fail of backward's <g, q> against the oracle along probe.q, or a rejection."""
+        found = cheap if cheap is not None else self.estimate(probe)
+        if isinstance(found, oracle.Unjudged):
+            return Verdict(Status.REJECT, found.reason, np.nan, np.nan, np.nan, np.nan)
+        analytic = float(np.sum(self.g * found.q))
+        if _settings["strict"] and abs(analytic - found.value) <= _allowed(found):
+            found, analytic = self._sharpen(probe, found, analytic)
+        allowed = _allowed(found)
+        status = Status.PASS if abs(analytic - found.value) <= allowed else Status.FAIL
+        verdict = Verdict(status, found.method, analytic, found.value, allowed, found.step)
+        if status == Status.FAIL:
+            self._account_for_rounding(verdict, found)
         return verdict
-    return _precise_verdict(case, judge, analytic, floor, g, estimate)
+
+    def _sharpen(self, probe, cheap, analytic):
+        """A precise Estimate where one applies, and the analytic along its direction.
+
+        A mismatch that only the complex step sees must survive the complex step's
+        own measured noise, and Richardson: when the two precise oracles contradict
+        each other, numpy's complex kernels are the suspect, and Richardson judges.
+        """
+        depth = len(self.case.chain)
+        precise = strict.complex_estimate(probe, cheap, depth)
+        if precise is not None:
+            along = float(np.sum(self.g * precise.q))
+            if abs(along - precise.value) <= _allowed(precise):
+                return precise, along
+            precise = strict.complex_noise(probe, precise)
+        if precise is not None:
+            precise = strict.complex_wide(probe, precise)
+            if abs(along - precise.value) <= _allowed(precise):
+                return precise, along
+            other = strict.richardson_estimate(probe, cheap)
+            if other is not None and abs(other.value - precise.value) > (
+                other.tolerance + precise.tolerance
+            ):
+                return other, float(np.sum(self.g * other.q))
+            return precise, along
+        precise = strict.richardson_estimate(probe, cheap)
+        if precise is None:
+            tell(event, "strict: no precise oracle applies here")
+            return cheap, analytic
+        return precise, float(np.sum(self.g * precise.q))
+
+    def _account_for_rounding(self, verdict, found):
+        """Widen the tolerance by backward's own rounding, measured by a long double rerun.
+
+        An injected error survives the rerun and still fails; digits lost to rounding
+        move the rerun's result and pass, with an imprecise note when they are many.
+        """
+        rounding = strict.wide_rounding(
+            self.case.chain, self.case.x, self.case.gy, found.q, verdict.analytic
+        )
+        if rounding.range == "underflow":
+            # Gradual loss of range, amplified by later stages, is not the formula's error.
+            verdict.status = Status.REJECT
+            verdict.reason = "backward underflows in float64 here"
+            return
+        if rounding.range == "overflow":
+            if abs(found.value) < SUBNORMAL * _units(found, self.case.gy):
+                # A gradient near float64's smallest normal loses itself in any formula.
+                verdict.status = Status.REJECT
+                verdict.reason = "the true gradient is at float64's underflow edge"
+                return
+            verdict.detail = f"not rounding: {rounding.reason}"
+            return
+        allowed = _allowed(found) + _cancellation_floor(found, self.case.gy)
+        measured = rounding.wide is not None and rounding.amount <= 0.5 * abs(rounding.wide)
+        if measured:
+            allowed += SAFETY_ON_ROUNDING * rounding.amount
+        if verdict.abs_error <= allowed:
+            verdict.status, verdict.tolerance = Status.PASS, allowed
+            verdict.detail = "within backward's own rounding"
+            if measured and rounding.imprecise:
+                verdict.imprecise = rounding.lost_digits
+        elif rounding.wide is None:
+            verdict.detail = f"backward's own rounding not measured: {rounding.reason}"
+        elif not measured:
+            verdict.detail = "backward's rounding, measured in long double, leaves no digit"
+        else:
+            verdict.detail = (
+                f"rounding does not explain it: a long double rerun gives {rounding.wide:.17g}"
+            )
+
+    def localize(self, q, verdict):
+        """The smallest block of elements along which backward still fails, by bisection."""
+        block = np.flatnonzero(q)
+        while block.size > 1:
+            for half in np.array_split(block, 2):
+                sub = np.zeros_like(q)
+                sub.flat[half] = q.flat[half]
+                found = self.verdict(self.probe(sub))
+                if found.status == Status.FAIL:
+                    block, verdict = half, found
+                    break
+            else:
+                return Verdict(
+                    Status.REJECT,
+                    "a mismatch that no part of the array reproduces",
+                    verdict.analytic,
+                    verdict.numerical,
+                    verdict.tolerance,
+                    verdict.step,
+                )
+        verdict.elements = [[int(j) for j in np.unravel_index(i, q.shape)] for i in block]
+        return verdict
 
 
-def _precise_verdict(case, judge, analytic, floor, g, estimate):
-    """Judge against a precise Estimate; only a suspect pays for backward's own rounding."""
-    tolerance = strict.tolerance(estimate, 0.0, floor)
-    if abs(analytic - estimate.value) > tolerance:
-        jitter = strict.analytic_jitter(case.chain, case.x, case.gy, judge.p, g)
-        tolerance = strict.tolerance(estimate, jitter, floor)
-    status = Status.PASS if abs(analytic - estimate.value) <= tolerance else Status.FAIL
-    return Verdict(status, estimate.method, analytic, estimate.value, tolerance, 0.0)
+# Below this fraction of the summed terms, forward and backward may legitimately
+# disagree: two correct formulas, a series cut off at float precision.
+CONSISTENCY = 1e-11
+
+
+def _allowed(estimate):
+    """How far backward may be from an Estimate: its tolerance and the consistency floor."""
+    return estimate.tolerance + CONSISTENCY * estimate.scale
+
+
+def _units(estimate, gy):
+    """sum |gy| |q|, pairing elements where gy and q have one shape."""
+    q = np.abs(estimate.q)
+    units = np.abs(gy) * q if np.shape(gy) == np.shape(q) else np.sum(np.abs(gy)) * np.mean(q)
+    with np.errstate(over="ignore"):
+        return float(np.sum(units))
+
+
+def _cancellation_floor(estimate, gy):
+    """ULPS epsilons per unit of gy q: a derivative computed from terms of order 1 that
+    cancel (1 - y*y, 0.5 tanh(x/2) + 0.5) is exact only to that, absolutely.
+
+    Allowed only when backward's float64 arithmetic did not overflow.
+    """
+    return oracle.ULPS * oracle.EPS * _units(estimate, gy)
+
+
+# Gradients below this, per unit of gy q, sit at float64's underflow edge.
+SUBNORMAL = oracle.TINY * 2**10
+
+
+# Backward's measured rounding is one sample of it: a margin like the oracle's own.
+SAFETY_ON_ROUNDING = 2
+
+
+def _mismatch(case, verdict):
+    where = ""
+    if verdict.elements and case.x.size > 1:
+        where = f" at element{'s' * (len(verdict.elements) != 1)} {verdict.elements}"
+    return Finding(
+        Kind.GRADIENT_MISMATCH,
+        case.target,
+        f"<backward(gy), q>{where} = {verdict.analytic:.17g} but the {verdict.reason} gives "
+        f"{verdict.numerical:.17g} +- {verdict.tolerance:.3g}"
+        + (f" ({verdict.detail})" if verdict.detail else ""),
+        chain=case.names(),
+        input=case.x,
+        upstream_grad=case.gy,
+        direction=case.d,
+        analytic=verdict.analytic,
+        numerical=verdict.numerical,
+        abs_error=verdict.abs_error,
+        rel_error=verdict.rel_error,
+        tolerance=verdict.tolerance,
+        step=verdict.step,
+        oracle=verdict.reason,
+        elements=verdict.elements,
+    )
+
+
+def imprecise_finding(case, verdict):
+    """The imprecise_gradient note for a passing Verdict whose analytic lost too many digits."""
+    return Finding(
+        Kind.IMPRECISE_GRADIENT,
+        case.target,
+        f"backward's <g, q> = {verdict.analytic:.17g} lost {verdict.imprecise:.1f} digits to "
+        "its own rounding (measured by a long double rerun); the oracle gives "
+        f"{verdict.numerical:.17g}",
+        chain=case.names(),
+        input=case.x,
+        upstream_grad=case.gy,
+        direction=case.d,
+        analytic=verdict.analytic,
+        numerical=verdict.numerical,
+        abs_error=verdict.abs_error,
+        rel_error=verdict.rel_error,
+        tolerance=verdict.tolerance,
+        lost_digits=verdict.imprecise,
+    )
+
+
+def _nondeterministic(case, kind, explanation, first, second):
+    return Finding(
+        kind,
+        case.target,
+        explanation,
+        chain=case.names(),
+        input=case.x,
+        first_gradient=np.asarray(first, dtype=np.float64),
+        second_gradient=np.asarray(second, dtype=np.float64),
+    )
 
 
 def check_traversals(case):
@@ -160,30 +329,94 @@ def check_traversals(case):
         if not chains.same(loop, again) or not chains.same(
             recursive, chains.backprop(_valid_graph(case), case.gy, "backward_recursive")
         ):
-            raise _nondeterministic(case, loop, again)
-        raise Finding(
+            raise _nondeterministic(
+                case,
+                Kind.NONDETERMINISTIC,
+                "two backward() passes over fresh graphs of the same chain returned different bits",
+                loop,
+                again,
+            )
+        raise _nondeterministic(
+            case,
             Kind.TRAVERSAL_MISMATCH,
-            case.target,
             "backward() and backward_recursive() returned different gradients",
-            chain=case.names(),
-            input=case.x,
-            first_gradient=np.asarray(loop, dtype=np.float64),
-            second_gradient=np.asarray(recursive, dtype=np.float64),
+            loop,
+            recursive,
         )
 
 
 def check_invariants(case):
-    """Engine invariants: outputs are Variables holding ndarrays; inputs are left unchanged;
-    the gradient has the input's shape and a floating dtype; fresh graphs repeat bit for bit.
+    """Engine invariants, and backward's independence from earlier calls.
 
-    The first four are checked by every forward and backward pass (chains.build and
-    chains.backprop); this check adds the repetition.
+    Outputs are Variables holding ndarrays, inputs are left unchanged, the gradient
+    has the input's shape and a floating dtype (checked by every pass of
+    chains.build and chains.backprop). Here: two fresh graphs give the same bits;
+    backward run again on the same graph, and on two graphs built before either
+    is backpropagated, gives those bits again; and no later call, at this input
+    or another, changes a gradient an earlier call returned.
     """
     with _about(case):
-        g1 = chains.backprop(_valid_graph(case, reuse=True), case.gy)
-        g2 = chains.backprop(_valid_graph(case), case.gy)
-        if not chains.same(g1, g2):
-            raise _nondeterministic(case, g1, g2)
+        graph = _valid_graph(case, reuse=True)
+        first = chains.backprop(graph, case.gy)
+        kept = np.array(first, copy=True)
+        fresh = chains.backprop(_valid_graph(case), case.gy)
+        if not chains.same(kept, fresh):
+            raise _nondeterministic(
+                case,
+                Kind.NONDETERMINISTIC,
+                "two backward() passes over fresh graphs of the same chain returned different bits",
+                kept,
+                fresh,
+            )
+        elsewhere = _graph_elsewhere(case)
+        if elsewhere is not None:  # a backward at another input must not touch `first`
+            chains.backprop(elsewhere, case.gy)
+            if not chains.same(kept, first):
+                raise _nondeterministic(
+                    case,
+                    Kind.STATEFUL_BACKWARD,
+                    "a backward at another input changed the gradient array an earlier "
+                    "backward returned",
+                    kept,
+                    first,
+                )
+        again = chains.backprop(graph, case.gy)
+        early, late = _valid_graph(case), _valid_graph(case)
+        interleaved = [chains.backprop(late, case.gy), chains.backprop(early, case.gy)]
+        for other, how in zip(
+            [again, *interleaved],
+            [
+                "backward run again on the same graph",
+                "backward on the second of two graphs",
+                "backward on the first of two graphs",
+            ],
+            strict=True,
+        ):
+            if not chains.same(kept, other):
+                raise _nondeterministic(
+                    case,
+                    Kind.STATEFUL_BACKWARD,
+                    f"{how} returned different bits from the first backward",
+                    kept,
+                    other,
+                )
+        if not chains.same(kept, first):
+            raise _nondeterministic(
+                case,
+                Kind.STATEFUL_BACKWARD,
+                "a later backward changed the gradient array an earlier backward returned",
+                kept,
+                first,
+            )
+
+
+def _graph_elsewhere(case):
+    """A valid forward pass of the chain at an input other than x, or None."""
+    for moved in (case.x * 0.5, case.x * 2, case.x + 1, case.x - 1):
+        graph = chains.build(case.chain, moved)
+        if graph.valid() and graph.y.data.shape == np.shape(case.gy):
+            return graph
+    return None
 
 
 # The property each test checks, by name; the replay scripts look checks up here.

@@ -17,7 +17,7 @@ from gradfuzz import guard, profiles
 # Exit codes, pytest's own: the command returns what the pytest run returned.
 EXIT_CODES = {
     0: "clean: every Function fuzzed, no finding",
-    1: "findings, or a Function not run or not fully run",
+    1: "findings, or a Function not run, not fully run, or unverified",
     2: "interrupted (Ctrl-C)",
     3: "internal error of pytest or the harness",
     4: "usage error: a bad option or TARGET, before any fuzzing",
@@ -57,8 +57,9 @@ def parser():
     p.add_argument(
         "-n",
         "--workers",
-        default="0",
-        help="pytest-xdist worker processes: a number, or auto",
+        default=None,
+        help="pytest-xdist worker processes: a number, or auto (default: one isolated worker; "
+        "0 runs the Functions in this process, without isolation)",
     )
     p.add_argument(
         "--no-strict",
@@ -79,8 +80,7 @@ def pytest_args(argv):
         "no:cacheprovider",
         f"--report-dir={args.report_dir}",
         f"--fuzz-timeout={args.timeout:g}",
-        "-n",
-        args.workers,
+        *(["-n", args.workers] if args.workers is not None else []),
     ]
     if args.profile:
         command.append(f"--hypothesis-profile={args.profile}")

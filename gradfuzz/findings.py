@@ -17,13 +17,21 @@ class Kind(StrEnum):
     WRONG_SHAPE = "wrong_shape"
     WRONG_DTYPE = "wrong_dtype"
     INPUT_MUTATED = "input_mutated"
+    OUTPUT_MUTATED = "output_mutated"
+    GY_MUTATED = "gy_mutated"
     NONDETERMINISTIC = "nondeterministic"
     TRAVERSAL_MISMATCH = "traversal_mismatch"
     RECURSION = "recursion"
     TIMEOUT = "timeout"
+    EXITED = "exited"
+    CRASHED = "crashed"
+    INTERRUPTED = "interrupted"
+    LEAKED_THREAD = "leaked_thread"
     CANNOT_BUILD = "cannot_build"
     NO_VALID_INPUT = "no_valid_input"
     HARNESS_ERROR = "harness_error"
+    STATEFUL_BACKWARD = "stateful_backward"
+    IMPRECISE_GRADIENT = "imprecise_gradient"
 
 
 # The one line a report prints for each kind.
@@ -38,13 +46,24 @@ KINDS = {
     Kind.WRONG_SHAPE: "the gradient's shape differs from its input's shape",
     Kind.WRONG_DTYPE: "the gradient's dtype is not floating",
     Kind.INPUT_MUTATED: "the call changed its input's data in place",
+    Kind.OUTPUT_MUTATED: "backward changed its output's data (or a later Variable's) in place",
+    Kind.GY_MUTATED: "backward changed the upstream gradient gy in place",
     Kind.NONDETERMINISTIC: "two backward passes over fresh graphs of the same chain differ",
     Kind.TRAVERSAL_MISMATCH: "backward() and backward_recursive() give different gradients",
     Kind.RECURSION: "backward_recursive() failed in a way other than the documented RecursionError",
-    Kind.TIMEOUT: "the call did not return within the time limit",
+    Kind.TIMEOUT: "a call did not return within --fuzz-timeout, or a whole test outlived "
+    "the hard per-test limit and its worker was killed",
+    Kind.EXITED: "the Function ended its process: sys.exit, os._exit or the like",
+    Kind.CRASHED: "the process running the Function died from a signal (segfault, abort, kill)",
+    Kind.INTERRUPTED: "the Function raised KeyboardInterrupt itself, with no Ctrl-C pressed",
+    Kind.LEAKED_THREAD: "the Function started a thread that was still running after its test",
     Kind.CANNOT_BUILD: "the harness cannot construct the Function with no arguments",
     Kind.NO_VALID_INPUT: "no input was found on which forward returns finite values",
     Kind.HARNESS_ERROR: "the harness itself failed on this function; please report it",
+    Kind.STATEFUL_BACKWARD: "backward's result depends on earlier backward calls, or a later "
+    "call changed a gradient an earlier one returned",
+    Kind.IMPRECISE_GRADIENT: "backward is right up to rounding, but loses far more digits than "
+    "a correctly rounded result would (not a failure unless --fail-on imprecise)",
 }
 
 

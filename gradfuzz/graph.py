@@ -1,5 +1,8 @@
 """Running a chain of Functions through the engine, and blaming the right one when it misbehaves."""
 
+import contextlib
+import threading
+
 import numpy as np
 
 from engine import Function, Variable
@@ -86,7 +89,7 @@ def build(chain, x):
                 input=x,
             )
         v = variables[-1]
-        before = v.data.copy()
+        before = [u.data.copy() for u in variables]
         old_call = np.seterrcall(recorder)
         try:
             with np.errstate(divide="call", over="call", invalid="call", under="ignore"):
@@ -101,23 +104,27 @@ def build(chain, x):
             np.seterrcall(old_call)
         if not isinstance(y, Variable):
             raise _invalid(spec.name, "__call__", y, names, x)
-        if not isinstance(y.data, np.ndarray) or not numeric(
-            y.data, "biufc" if np.iscomplexobj(x) else "biuf"
+        # Exactly an ndarray (np.matrix breaks the next Function), of numbers (not bools).
+        if type(y.data) is not np.ndarray or not numeric(
+            y.data, "iufc" if np.iscomplexobj(x) else "iuf"
         ):
             raise _invalid(spec.name, "forward", y.data, names, x)
-        if not same(before, v.data):
-            raise _mutated(spec.name, "forward", names, x)
+        # Any Variable of the graph so far, not only its own input: blame lands on the caller.
+        for old, u in zip(before, variables, strict=True):
+            if not same(old, u.data):
+                raise _mutated(spec.name, "forward", names, x)
         functions.append(f)
         variables.append(y)
     return Graph(chain, functions, variables, recorder.seen)
 
 
-def backprop(graph, gy, traversal="backward"):
+def backprop(graph, gy, traversal="backward", on_range=None):
     """Run `traversal` ("backward" or "backward_recursive") from `graph.y` with upstream `gy`.
 
     Returns the input's gradient after checking every stage's gradient for type,
     shape, dtype and finiteness, and every input for mutation; raises a Finding
-    that names the Function at fault.
+    that names the Function at fault. `on_range(kind, flag)`, when given, hears of
+    every overflow and underflow inside backward.
     """
     names = graph.names()
     x = graph.x.data
@@ -128,7 +135,7 @@ def backprop(graph, gy, traversal="backward"):
         return graph.chain[_culprit(graph, exc)].name
 
     try:
-        with np.errstate(all="ignore"):  # overflow is judged below, not printed
+        with _floating(on_range), _watched(graph, before, names, x):
             guard.run(
                 getattr(graph.y, traversal), function=blame, stage="backward", chain=names, input=x
             )
@@ -147,11 +154,61 @@ def backprop(graph, gy, traversal="backward"):
     return graph.x.grad
 
 
-def _check_gradient(graph, i, names, x):
+@contextlib.contextmanager
+def _watched(graph, before, names, x):
+    """Check each Function's backward as the traversal calls it, so the culprit is blamed.
+
+    After each call: no Variable's data changed, the upstream gradient gy is
+    unchanged, and the returned gradient is usable. Without this, a corrupted
+    graph or gy is seen only by the next Function, which then takes the blame.
+    """
+    for i, f in enumerate(graph.functions):
+        f.backward = _checked_backward(graph, i, type(f).backward.__get__(f), before, names, x)
+    try:
+        yield
+    finally:
+        for f in graph.functions:
+            vars(f).pop("backward", None)
+
+
+def _checked_backward(graph, i, backward, before, names, x):
     name = graph.chain[i].name
-    v = graph.variables[i]
-    g = v.grad
-    if not numeric(g):
+
+    def checked(gy):
+        kept = np.array(gy, copy=True) if isinstance(gy, np.ndarray | np.generic) else None
+        threads = threading.enumerate()
+        g = backward(gy)
+        guard.check_threads(threads, name, "backward", names, x)
+        for j, (old, v) in enumerate(zip(before, graph.variables, strict=True)):
+            if not same(old, v.data):
+                if j <= i:
+                    raise _mutated(name, "backward", names, x)
+                raise Finding(
+                    Kind.OUTPUT_MUTATED,
+                    name,
+                    "backward changed the data of "
+                    + ("its own output" if j == i + 1 else f"the Variable {j} stages up")
+                    + " in place; the graph must stay as forward left it",
+                    chain=names,
+                    input=x,
+                )
+        if kept is not None and not same(kept, gy):
+            raise Finding(
+                Kind.GY_MUTATED,
+                name,
+                "backward changed its argument gy in place; gy belongs to the output's grad",
+                chain=names,
+                input=x,
+            )
+        _check_form(name, graph.variables[i], g, names, x)
+        return g
+
+    return checked
+
+
+def _check_form(name, v, g, names, x):
+    # Exactly an ndarray or a numpy scalar: a subclass such as np.matrix breaks the next stage.
+    if not numeric(g) or (isinstance(g, np.ndarray) and type(g) is not np.ndarray):
         raise _invalid(name, "backward", g, names, x)
     if np.shape(g) != v.data.shape:
         raise Finding(
@@ -169,11 +226,35 @@ def _check_gradient(graph, i, names, x):
             chain=names,
             input=x,
         )
+
+
+@contextlib.contextmanager
+def _floating(on_range):
+    """Floating-point errors inside backward: ignored (judged afterwards), or heard."""
+    if on_range is None:
+        with np.errstate(all="ignore"):
+            yield
+        return
+    old = np.seterrcall(on_range)
+    try:
+        with np.errstate(all="ignore", over="call", under="call"):
+            yield
+    finally:
+        np.seterrcall(old)
+
+
+def _check_gradient(graph, i, names, x):
+    name = graph.chain[i].name
+    v = graph.variables[i]
+    g = v.grad
+    _check_form(name, v, g, names, x)
     upstream = graph.variables[i + 1].grad
     if not np.isfinite(g).all() and np.isfinite(upstream).all() and graph.valid():
         estimate = _finite_partial(graph.chain[i], v.data, upstream, ~np.isfinite(g))
         if estimate is None:
             guard.reject_example("the true gradient overflows")
+        if abs(estimate) > _NEAR_OVERFLOW:
+            guard.reject_example("the true gradient is within 2^10 of overflow")
         raise Finding(
             Kind.NONFINITE_GRADIENT,
             name,
@@ -186,12 +267,17 @@ def _check_gradient(graph, i, names, x):
         )
 
 
+# A correct backward may overflow in an intermediate value where the true gradient is
+# this close to the largest float; only a gradient further from it is a finding.
+_NEAR_OVERFLOW = float(np.finfo(np.float64).max) / 2**10
 # Beyond this many elements, the partial derivatives are not worth one pass each.
 _MAX_PARTIALS = 64
 
 
 def _finite_partial(spec, a, upstream, where):
     """A finite partial derivative of <upstream, f(a)> at an element in `where`, or None.
+
+    None also where the Jacobian entry overflows, even if a zero upstream hides it.
 
     Central differences with a step relative to |a_i| (absolute at 0), one
     element at a time, so that a huge |a_i| is not stepped by less than an ulp.
@@ -213,8 +299,12 @@ def _finite_partial(spec, a, upstream, where):
             if not (plus.valid() and minus.valid()):
                 continue
             taken = above[i] - below[i]  # the step that x's rounding really took
-            partial = float(np.sum(upstream * (plus.y.data - minus.y.data))) / taken
-        if np.isfinite(partial):
+            change = plus.y.data - minus.y.data
+            partial = float(np.sum(upstream * change)) / taken
+            # A zero in upstream must not hide a Jacobian entry that itself overflows.
+            weights = np.where(upstream != 0, upstream, 1.0)
+            bound = float(np.sum(np.abs(weights * change))) / abs(taken)
+        if np.isfinite(partial) and np.isfinite(bound):
             return partial
     return None
 

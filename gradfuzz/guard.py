@@ -1,6 +1,8 @@
 """Calling user code safely: a time limit per call, and misbehaviour turned into Findings."""
 
 import contextlib
+import faulthandler
+import io
 import signal
 import threading
 import time
@@ -60,6 +62,143 @@ def _on_alarm(signum, frame):
         raise _Timeout
 
 
+class Interrupts:
+    """Tells a real Ctrl-C (SIGINT) from a KeyboardInterrupt that user code raised itself.
+
+    `install()` puts a SIGINT handler in place that marks the interrupt as real
+    before raising KeyboardInterrupt, as Python's own handler does.
+    """
+
+    def __init__(self):
+        self.real = False
+        self._previous = None
+
+    def _on_sigint(self, signum, frame):
+        self.real = True
+        raise KeyboardInterrupt
+
+    def install(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def uninstall(self):
+        if self._previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+interrupts = Interrupts()
+
+
+class Watchdog:
+    """The hard limit behind the alarm, for a call that the alarm cannot stop.
+
+    The alarm's exception never comes while one C call holds the GIL, when user
+    code swallows it, or once user code replaces the SIGALRM handler. Armed (in
+    an isolated worker only), faulthandler's own C thread then dumps every
+    thread's stack into `file` and ends the process, which its controller
+    reports as a timeout: when a guarded call starts and no call starts again
+    within `window` seconds, or when the test outlives `test_limit`.
+    """
+
+    def __init__(self):
+        self.file = None
+        self.window = None
+        self._end = None
+        self._armed = None
+
+    def start(self, file, window, test_limit):
+        self.file, self.window = file, window
+        self._end = time.monotonic() + test_limit
+        self._armed = None
+        self.poke()
+
+    def poke(self):
+        """A guarded call starts: push the deadline back, re-arming at most 4 times a window."""
+        if self.file is None:
+            return
+        now = time.monotonic()
+        if self._armed is None or now - self._armed > self.window / 4:
+            faulthandler.dump_traceback_later(
+                max(min(self.window, self._end - now), 0.001), exit=True, file=self.file
+            )
+            self._armed = now
+
+    def stop(self):
+        if self.file is not None:
+            faulthandler.cancel_dump_traceback_later()
+            self.file = None
+
+
+watchdog = Watchdog()
+
+
+class Output:
+    """What user code printed while guarded: the first `keep` characters, a count, a file.
+
+    The plugin installs one per test with `capture(output)`; the full text goes
+    to `path`, so a Function that prints megabytes costs disk, not the terminal.
+    """
+
+    # Beyond this many characters per test, the text is counted but not kept.
+    MAX_KEPT = 16 * 2**20
+
+    def __init__(self, path, keep=2000):
+        self.path = path
+        self.keep = keep
+        self.head = io.StringIO()
+        self.chars = 0
+        self._file = None
+
+    def write(self, text):
+        if self.chars < self.keep:
+            self.head.write(text[: self.keep - self.chars])
+        elif self.chars >= self.MAX_KEPT:
+            self.chars += len(text)
+            return len(text)
+        self.chars += len(text)
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._file.write(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+_output = [None]
+
+
+@contextlib.contextmanager
+def capture(output):
+    """Send what guarded calls print to `output` (an Output, or None to let it through)."""
+    _output[0] = output
+    try:
+        yield output
+    finally:
+        _output[0] = None
+        if output is not None:
+            output.close()
+
+
+@contextlib.contextmanager
+def _redirected():
+    sink = _output[0]
+    if sink is None:
+        yield
+        return
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield
+
+
 @contextlib.contextmanager
 def watch():
     """Arm a repeating alarm that enforces guarded calls' deadlines until the block ends.
@@ -95,12 +234,13 @@ def run(call, *, function, stage, chain=(), input=None):
         if (name, stage) in _hangs:
             raise _hangs[name, stage]
     limit = time_limit()
+    watchdog.poke()
+    before = threading.enumerate()
     try:
-        with watch():
+        with watch(), _redirected():
             _deadline[0] = time.monotonic() + limit
             result = call()
             _deadline[0] = None
-            return result
     except _Timeout as e:
         function = function(e) if callable(function) else function
         finding = Finding(
@@ -115,6 +255,27 @@ def run(call, *, function, stage, chain=(), input=None):
         raise finding from None
     except Finding:
         raise
+    except KeyboardInterrupt as e:
+        if interrupts.real:
+            raise  # Ctrl-C from the person at the keyboard: stop the run
+        function = function(e) if callable(function) else function
+        raise Finding(
+            Kind.INTERRUPTED,
+            function,
+            f"{stage} of {function} raised KeyboardInterrupt itself (no Ctrl-C was pressed)",
+            chain=chain,
+            input=input,
+        ) from e
+    except SystemExit as e:
+        function = function(e) if callable(function) else function
+        raise Finding(
+            Kind.EXITED,
+            function,
+            f"{stage} of {function} called sys.exit({e.code!r}); "
+            "a Function must never end the process",
+            chain=chain,
+            input=input,
+        ) from e
     except Exception as e:
         function = function(e) if callable(function) else function
         kind = {"build": Kind.CANNOT_BUILD, "forward": Kind.FORWARD_RAISED}.get(
@@ -129,6 +290,42 @@ def run(call, *, function, stage, chain=(), input=None):
         ) from e
     finally:
         _deadline[0] = None
+    check_threads(before, function, stage, chain, input)
+    return result
+
+
+def check_threads(before, function, stage, chain=(), input=None):
+    """Raise a Finding for a non-daemon thread started since `before` and still running."""
+    if threading.active_count() <= len(before):
+        return
+    left = [t for t in threading.enumerate() if t not in before and not t.daemon and t.is_alive()]
+    if left:
+        function = function(None) if callable(function) else function
+        raise Finding(
+            Kind.LEAKED_THREAD,
+            function,
+            f"{stage} of {function} started the thread {left[0].name!r} and returned while it "
+            "still runs; a thread left behind keeps the process from exiting",
+            chain=chain,
+            input=input,
+        )
+
+
+def threads():
+    """The live threads, to compare before and after user code (see `leaked`)."""
+    return set(threading.enumerate())
+
+
+def leaked(before, grace=0.1):
+    """Non-daemon threads started since `before` that are still alive after `grace` seconds.
+
+    Such a thread keeps the process from exiting once the run is over.
+    """
+    new = [t for t in threading.enumerate() if t not in before and not t.daemon]
+    deadline = time.monotonic() + grace
+    for t in new:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in new if t.is_alive()]
 
 
 def tell(function, *args, **kwargs):

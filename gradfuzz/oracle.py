@@ -1,16 +1,25 @@
-"""The numerical oracle: directional central differences with an estimate of their own error.
+"""The numerical oracle: a directional derivative from forward evaluations only, with its own error.
 
-The check compares backward's vector-Jacobian product <g, p> with the central
-difference <gy, f(x + h p) - f(x - h p)> / 2h. The tolerance is not a fixed
-rtol: it is the oracle's estimated error, the sum of
-- truncation, estimated as |D(h) - D(h/2)| (about three times D(h/2)'s own), and
-- rounding, from a first-order forward error model: each stage i adds a
-  relative error of ULPS machine epsilons to its output a_i, which reaches the
-  result weighted by the gradient at that stage, sum_i <|grad a_i|, |a_i|>; the
-  x term covers the rounding of x +- h p itself.
-Only when the cheap check fails does `diagnose` spend more forward passes: a
-ladder of steps that recognises kinks and non-convergent differences (rejected,
-never reported) and otherwise re-judges on the best converged step.
+For a chain f, an input x, an upstream gradient gy and a direction q, the oracle
+estimates <gy, J q>, which a correct backward gives as <backward(gy), q>. It never
+looks at backward: every estimate, tolerance, scale and decision to leave an
+example unjudged comes from forward evaluations.
+
+- D(h) = <gy, f(x + h q) - f(x - h q)> / 2h. The points x +- h q round to floats,
+  so D(h) is the derivative along the realized direction ((x + h q) - (x - h q)) / 2h,
+  which the Estimate carries for the analytic side to use.
+- Truncation: |D(h) - D(h/2)|, about three times D(h/2)'s own.
+- Rounding: the forward's rounding, measured by running the chain with every
+  stage's output (and x) moved by ULPS epsilons with two sign patterns; it enters
+  D(h/2) divided by h/2.
+- Kinks: the one-sided differences' gap <gy, f(x+h q) - 2 f(x) + f(x-h q)> / h,
+  per output element, halves with h on a smooth function and stays at the jump at
+  a kink; a gap that does not shrink over four halvings is a kink: unjudged.
+- Asymptotic regime: D(h) and D(h/2) must differ by at most a quarter of `scale`,
+  the summed magnitude of D's terms; otherwise a ladder of smaller steps looks for
+  a converged window, and without one the example is unjudged.
+- Significant digits: an estimate whose tolerance exceeds DIGIT times its scale
+  cannot judge anything: unjudged.
 """
 
 import itertools
@@ -19,193 +28,342 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradfuzz import graph as chains
-from gradfuzz.verdicts import Status, Verdict
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
 H0 = EPS ** (1 / 3)  # balances truncation (h^2) against rounding (eps / h)
 ULPS = 4  # rounding error one stage's forward may add, in machine epsilons
-SAFETY = 2  # margin on top of the error estimate
-LADDER = [H0 * 2.0**k for k in range(3, -31, -1)]  # 8 h0 down to h0 / 2^30
+SAFETY = 2  # margin on top of every error estimate
+DIGIT = 0.1  # a verdict needs a tolerance below this fraction of the estimate's scale
+ASYMPTOTIC = 0.25  # D(h) - D(h/2) above this fraction of the scale: h is too large
+KINK_RATIO = 0.75  # a one-sided gap that keeps this fraction of itself per halving is a jump
+LADDER = [H0 * 2.0**k for k in range(0, -31, -1)]  # h0 down to h0 / 2^30
+CONCLUSIVE = 3  # agreeing windows in a row that end the ladder early
+NOISE_STEP = 2.0**20  # ulps of x between the points of the noise probe
 
 
 @dataclass
-class Point:
-    """Forward values at one point and their rounding scale sum_i <|grad a_i|, |a_i|>."""
+class Estimate:
+    """A directional derivative <gy, J q> along the realized direction `q`, with its error."""
 
-    y: np.ndarray
-    scale: float
-    inner: list  # the values between the stages, a_1 .. a_(k-1)
+    value: float
+    tolerance: float
+    scale: float  # the summed magnitude of the terms behind `value`, from forward only
+    q: np.ndarray
+    method: str
+    step: float
+
+    @property
+    def significant(self):
+        return self.scale > 0 and self.tolerance <= DIGIT * self.scale
 
 
-class Oracle:
-    """Directional differences of one chain at x along p, weighted by gy.
+@dataclass
+class Unjudged:
+    """Why the oracle cannot judge this example; the same whatever backward does."""
 
-    `grads` are the gradients at every stage from backprop at x (x first, gy last).
-    """
+    reason: str
 
-    def __init__(self, chain, x, p, gy, grads):
-        self.chain, self.x, self.p, self.gy = chain, x, p, gy
-        self.g = np.asarray(grads[0], dtype=np.float64)
-        self.grads = [np.abs(np.asarray(g, dtype=np.float64)) for g in grads]
-        self._points = {}
 
-    def at(self, t):
-        """Forward at x + t p, or None where the chain is not valid there."""
-        if t not in self._points:
-            graph = chains.build(self.chain, self.x + t * self.p)
-            point = None
-            if graph.valid():
-                with np.errstate(over="ignore"):  # an infinite scale only loosens the check
-                    scale = sum(
-                        float(np.sum(g * np.abs(v.data)))
-                        for g, v in zip(self.grads, graph.variables, strict=True)
-                    )
-                point = Point(graph.y.data, scale, [v.data for v in graph.variables[1:-1]])
-            self._points[t] = point
-        return self._points[t]
+class Probe:
+    """Forward evaluations of one chain at x + s q, cached by s."""
+
+    def __init__(self, chain, x, q, gy, y0=None):
+        self.chain, self.x, self.q, self.gy = chain, x, q, gy
+        self._points = {} if y0 is None else {0.0: y0}
+        self._noise = None
+
+    def at(self, s):
+        """The output at x + s q, or None where the chain is not valid there."""
+        if s not in self._points:
+            graph = chains.build(self.chain, self.x + s * self.q)
+            self._points[s] = graph.y.data if graph.valid() else None
+        return self._points[s]
+
+    def realized(self, h):
+        """The direction a central difference with step h really takes: ((x+hq) - (x-hq)) / 2h."""
+        return ((self.x + h * self.q) - (self.x - h * self.q)) / (2 * h)
 
     def central(self, h):
-        """(D(h), rounding error of D(h)), or None where a point is invalid.
-
-        x +- h p round to floats, so the step taken differs from 2 h p; D(h) is
-        corrected by backward's <g, taken - 2 h p> / 2h, so that an element whose
-        step rounds away entirely is compared with nothing rather than with zero.
-        """
+        """(D(h), the summed magnitude of its terms), or None where a point is invalid."""
         plus, minus = self.at(h), self.at(-h)
         if plus is None or minus is None:
             return None
-        taken = (self.x + h * self.p) - (self.x - h * self.p)
-        correction = float(np.sum(self.g * (taken - 2 * h * self.p))) / (2 * h)
-        value = float(np.sum(self.gy * (plus.y - minus.y))) / (2 * h) - correction
-        return value, ULPS * EPS * (plus.scale + minus.scale) / (2 * h)
+        with np.errstate(over="ignore", invalid="ignore"):
+            terms = self.gy * (plus - minus) / (2 * h)
+            value, scale = float(np.sum(terms)), float(np.sum(np.abs(terms)))
+        if not (np.isfinite(value) and np.isfinite(scale)):
+            return None
+        return value, scale
 
-    def reach(self, h):
-        """The largest |D(h)| that the outputs' magnitudes allow: sum |gy| (|y+| + |y-|) / 2h."""
-        plus, minus = self.at(h), self.at(-h)
-        return float(np.sum(np.abs(self.gy) * (np.abs(plus.y) + np.abs(minus.y)))) / (2 * h)
-
-    def underflow(self, h=H0):
-        """What gradients lost to underflow between the stages can cost <g, p>.
-
-        An intermediate gradient can lose up to the smallest normal float per
-        element (1/x^2 of a huge x is 0); the loss reaches <g, p> through the
-        stages before it, whose directional derivative the central difference
-        gives. 0 when a point at +-h is invalid.
-        """
-        plus, minus = self.at(h), self.at(-h)
-        if plus is None or minus is None:
-            return 0.0
-        with np.errstate(over="ignore"):
-            slopes = sum(
-                float(np.sum(np.abs(a - b))) for a, b in zip(plus.inner, minus.inner, strict=True)
-            )
-            return TINY * slopes / (2 * h)
-
-    def one_sided_gap(self, h):
-        """(|forward difference - backward difference|, its rounding error) at step h."""
+    def gaps(self, h):
+        """|gy (f(x+hq) - 2 f(x) + f(x-hq))| / h per output element, or None."""
         plus, zero, minus = self.at(h), self.at(0.0), self.at(-h)
         if plus is None or zero is None or minus is None:
             return None
-        gap = float(np.sum(self.gy * (plus.y - 2 * zero.y + minus.y))) / h
-        return abs(gap), 2 * ULPS * EPS * (plus.scale + 2 * zero.scale + minus.scale) / h
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.abs(self.gy * ((plus - zero) + (minus - zero))) / h
+
+    def noise(self):
+        """Per output element, the rounding noise of <gy, f> near x, measured two ways.
+
+        - Jitter: the chain runs with x and every stage's output moved by ULPS eps,
+          with two sign patterns (all +1 and a fixed pseudo-random one): how far
+          rounding between the stages can move the result.
+        - A second difference at a spacing of NOISE_STEP ulps of x, where the
+          function is linear to far below eps: f(x+dq) - 2 f(x) + f(x-dq) is pure
+          evaluation noise, including cancellation inside a stage that the
+          jitter cannot see. One sample, so it counts three times.
+        """
+        if self._noise is None:
+            zero = self.at(0.0)
+            worst = np.zeros(np.shape(zero))
+            for coherent in (True, False):
+                moved = _jittered(self.chain, self.x, coherent)
+                if moved is None or np.shape(moved) != np.shape(zero):
+                    worst = np.full(np.shape(zero), np.inf)
+                    break
+                with np.errstate(over="ignore", invalid="ignore"):
+                    worst = np.maximum(worst, np.abs(self.gy * (moved - zero)))
+            step = self._noise_step()
+            gaps = self.gaps(step)
+            if gaps is None:
+                worst = np.full(np.shape(zero), np.inf)
+            else:
+                worst = np.maximum(worst, 3 * gaps * step)
+                worst = np.maximum(worst, self._stuck(step) / max(np.size(zero), 1))
+            self._noise = np.where(np.isfinite(worst), worst, np.inf)
+        return self._noise
+
+    def step_noise(self, h):
+        """Noise seen at the steps of a central difference, from fourth differences over
+        x + (-s, -s/2, 0, s/2, s) q at the spreads s = h and s = h/2. About 2 sigma.
+
+        Their smooth part is O(s^4) and shrinks 16 times from h to h/2; noise does
+        not, so what the smaller spread keeps beyond a sixteenth of the larger is
+        noise. Output that moves in coarse quanta (1 - t*t with t near 1) shows
+        here, where the finer probes of `noise` fall between two quanta.
+        """
+        fourths = []
+        for spread in (h, h / 2):
+            points = [self.at(s * spread) for s in (1.0, 0.5, 0.0, -0.5, -1.0)]
+            if any(p is None for p in points):
+                return 0.0
+            with np.errstate(over="ignore", invalid="ignore"):
+                a, b, c, d, e = points
+                fourths.append(float(np.sum(np.abs(self.gy * ((a + e) - 4 * (b + d) + 6 * c)))))
+        wide, narrow = fourths
+        if not np.isfinite(wide + narrow):
+            return np.inf
+        return max(narrow - wide / 16, 0.0) / 4
+
+    def _stuck(self, step):
+        """A floor for output that moves in quanta coarser than the noise probe's step.
+
+        Where <gy, f> barely moves across x +- step q although the central difference
+        at h0 says it should, the output is quantized at least that coarsely.
+        """
+        central = self.central(LADDER[0])
+        plus, minus = self.at(step), self.at(-step)
+        if central is None or plus is None or minus is None:
+            return 0.0
+        predicted = abs(central[0]) * 2 * step
+        with np.errstate(over="ignore", invalid="ignore"):
+            observed = abs(float(np.sum(self.gy * (plus - minus))))
+        return predicted if observed < predicted / 4 else 0.0
+
+    def _noise_step(self):
+        """A step that moves the largest element of x by NOISE_STEP ulps."""
+        largest = float(np.max(np.abs(self.x), initial=0.0))
+        reach = float(np.max(np.abs(self.q), initial=0.0))
+        if reach == 0:
+            return 1.0
+        return NOISE_STEP * EPS * max(largest, TINY / EPS) / reach
 
 
-def analytic_rounding(g, p, depth):
-    """Rounding error of <g, p>: each backward stage adds ULPS epsilons, relative."""
-    return ULPS * EPS * (depth + 1) * float(np.sum(np.abs(g * p))) + 1e3 * TINY
+# A fixed seed: the probe must be the same on every run, and it is not test data.
+_SEED = 20261129
 
 
-def compare(oracle, analytic, floor):
-    """The cheap check: D(h) and D(h/2) at the first step where both are valid."""
-    for h in LADDER[3:13]:
-        coarse, fine = oracle.central(h), oracle.central(h / 2)
-        if coarse is not None and fine is not None:
-            tolerance = SAFETY * (abs(coarse[0] - fine[0]) + fine[1]) + floor
-            status = Status.PASS if abs(analytic - fine[0]) <= tolerance else Status.SUSPECT
-            return Verdict(status, "central difference", analytic, fine[0], tolerance, h / 2)
-    return Verdict(Status.REJECT, "no step keeps x +- h p valid", analytic, np.nan, np.nan, np.nan)
+def _pattern(shape, coherent):
+    if coherent:
+        return np.ones(shape)
+    return np.random.default_rng(_SEED).choice([-1.0, 1.0], size=shape)
 
 
-def _trusted(rows, analytic):
-    """True when four consecutive steps h, h/2, h/4, h/8 show the asymptotic regime.
+def _jittered(chain, x, coherent):
+    """The chain's output with x and each stage's output moved by ULPS eps (one sign pattern)."""
+    value = x * (1 + ULPS * EPS * _pattern(x.shape, coherent))
+    for spec in chain:
+        graph = chains.build((spec,), value)
+        if not graph.valid():
+            return None
+        value = graph.y.data * (1 + ULPS * EPS * _pattern(graph.y.data.shape, coherent))
+    return value
 
-    Each row is (D, noise of D, one-sided gap, noise of the gap, reach).
-    Required: the differences D(h) - D(h/2) keep one sign and at least halve at
-    each step (or sink into rounding noise); the step is small against the
-    curvature (the one-sided differences differ by at most a quarter of D); and
-    the outputs are large enough to show a slope as steep as the analytic one
-    over the step. A step that aliases a fast oscillation fails one of these.
+
+def estimate(probe):
+    """The central-difference Estimate of <gy, J q>, or Unjudged with the reason.
+
+    Where the steps from h0 are in the asymptotic regime but the estimate has no
+    significant digit (the forward's rounding swamps its change), larger steps
+    are tried, up to 2^12 times larger. A ladder's estimate is never widened so:
+    a step that aliases an oscillation must not grow.
     """
-    for d, _noise, gap, gap_noise, reach in rows:
-        if gap > 0.25 * abs(d) + 8 * gap_noise or abs(analytic) > reach:
+    for h in LADDER[:12]:
+        valid = probe.central(h) is not None and probe.central(h / 2) is not None
+        if valid and probe.at(0.0) is not None:
+            break
+    else:
+        return Unjudged("no valid step: the domain's edge or overflow")
+    if _kink(probe, h):
+        return Unjudged("kink")
+    found = _at_step(probe, h)
+    if found is None:
+        return _ladder(probe, h)
+    (d1, _), (d2, _) = probe.central(h), probe.central(h / 2)
+    flat = abs(d1 - d2) < rounding_error(probe, h / 2)
+    if not found.significant and flat:  # smooth at h, but its change is lost in rounding
+        for k in range(2, 13, 2):
+            larger = _at_step(probe, h * 2.0**k)
+            if larger is not None and larger.significant:
+                return larger
+    return found
+
+
+def _at_step(probe, h):
+    """The Estimate D(h/2) where the steps h, h/2 and h/4 are in the asymptotic regime.
+
+    Its error: the larger of |D(h) - D(h/2)| and 2 |D(h/2) - D(h/4)| (the latter
+    shows output that moves in coarse quanta, as 1 - t*t with t near 1 does), plus
+    the rounding. None where a step is invalid or the regime is not asymptotic.
+    """
+    found = [probe.central(h * 2.0**-k) for k in range(3)]
+    if any(f is None for f in found):
+        return None
+    (d1, _), (d2, scale), (d3, _) = found
+    rounding = rounding_error(probe, h / 2) + _drift(probe, h) * found[0][1]
+    if not np.isfinite(rounding):
+        return None
+    truncation = max(abs(d1 - d2), 2 * abs(d2 - d3))
+    if not _smooth(probe, h / 2, scale, rounding) or truncation > ASYMPTOTIC * scale + rounding:
+        return None
+    tolerance = SAFETY * (truncation + rounding)
+    return Estimate(d2, tolerance, scale, probe.realized(h / 2), "central difference", h)
+
+
+def rounding_error(probe, h):
+    """The rounding error in D(h): the stages' measured noise, the noise seen across the
+    steps themselves, the outputs' own rounding at x +- h q, and how far the realized
+    direction strays from q (in D(h) - D(h/2) too).
+    """
+    plus, minus = probe.at(h), probe.at(-h)
+    with np.errstate(over="ignore"):
+        outputs = ULPS * EPS * float(np.sum(np.abs(probe.gy) * (np.abs(plus) + np.abs(minus))))
+    central = probe.central(h)
+    drift = _drift(probe, h) * central[1] if central is not None else np.inf
+    noise = max(float(np.sum(probe.noise())), probe.step_noise(2 * h))
+    return (noise + outputs / 2) / h + drift
+
+
+def _drift(probe, h):
+    """The largest relative change that rounding x +- h q makes to an element of q."""
+    q = probe.q
+    moved = np.abs(probe.realized(h) - q)
+    nonzero = q != 0
+    return float(np.max(moved[nonzero] / np.abs(q[nonzero]), initial=0.0))
+
+
+def _smooth(probe, h, scale, rounding):
+    """The one-sided differences at step h agree, or differ as a smooth curvature does.
+
+    Either their gap is within a quarter of D's terms, or it is half the gap at 2h
+    within a quarter (near a stationary point the gap is h f'', larger than D). A
+    step that aliases an oscillation, or samples noise, fails both.
+    """
+    gap, wider = probe.gaps(h), probe.gaps(2 * h)
+    if gap is None:
+        return False
+    gap = float(np.sum(gap))
+    if gap <= ASYMPTOTIC * scale + 4 * rounding:
+        return True
+    if wider is None:
+        return False
+    return abs(gap - float(np.sum(wider)) / 2) <= ASYMPTOTIC * gap + 4 * rounding
+
+
+def _kink(probe, h):
+    """True when some output element's one-sided gap keeps its size over four halvings."""
+    gaps = [probe.gaps(h * 2.0**-k) for k in (0, 1)]
+    if any(g is None for g in gaps):
+        return False
+    floor = 8 * probe.noise()
+    candidate = (gaps[1] > KINK_RATIO * gaps[0]) & (gaps[1] * h / 2 > floor)
+    if not candidate.any():
+        return False
+    for k in (2, 3, 4):
+        gap = probe.gaps(h * 2.0**-k)
+        if gap is None:
             return False
-    deltas = [a[0] - b[0] for a, b in itertools.pairwise(rows)]
-    noises = [2 * (a[1] + b[1]) for a, b in itertools.pairwise(rows)]
-    for (before, after), noise in zip(itertools.pairwise(deltas), noises[1:], strict=False):
-        if abs(after) <= noise:
-            continue
-        if after * before < 0 or abs(after) > 0.5 * abs(before) + noise:
+        candidate &= (gap > KINK_RATIO * gaps[-1]) & (gap * h * 2.0**-k > floor)
+        gaps.append(gap)
+        if not candidate.any():
             return False
     return True
 
 
-# Trusted windows in a row that must agree before the ladder stops early.
-CONCLUSIVE = 3
+def _ladder(probe, start):
+    """The expensive search below `start` for steps in the asymptotic regime.
 
-
-def _kink(gaps):
-    """The one-sided gap stays clear of rounding and does not shrink over two quarterings.
-
-    At a kink the one-sided differences disagree by the jump, whatever the step;
-    on a smooth function they disagree by O(h), so a quarter of the step quarters it.
+    A step is usable where the one-sided differences agree (`_smooth`); a window is
+    four consecutive usable steps whose differences D(h) - D(h/2) keep one sign and
+    at least halve (or sink into rounding); windows must agree with each other.
     """
-    if len(gaps) < 5 or any(g is None for g in gaps[-5::2]):
-        return False
-    big, mid, small = (g[0] for g in gaps[-5::2])
-    clear = all(g[0] > 8 * g[1] for g in gaps[-5::2])
-    return clear and mid > 0.5 * big and small > 0.5 * mid
-
-
-def diagnose(oracle, analytic, floor):
-    """The expensive re-judgement of a suspect: kink, non-convergence, or the verdict.
-
-    Walks the ladder from the largest step down and stops at a kink or once
-    CONCLUSIVE trusted windows in a row agree.
-    """
-    rows, gaps, estimates = [], [], []
-    for h in LADDER:
-        central, gap = oracle.central(h), oracle.one_sided_gap(h)
-        gaps.append(gap)
-        if _kink(gaps):
-            return Verdict(Status.REJECT, "kink", analytic, np.nan, np.nan, h)
-        rows.append(None if central is None or gap is None else (*central, *gap, oracle.reach(h)))
-        window = rows[-4:]
-        if len(window) < 4 or None in window or not _trusted(window, analytic):
-            continue
-        e = abs(window[2][0] - window[3][0])
-        tolerance = SAFETY * (e + window[3][1]) + floor
-        estimates.append(
-            Verdict(Status.PASS, "central-difference ladder", analytic, window[3][0], tolerance, h)
+    rows, windows = [], []
+    noise = float(np.sum(probe.noise()))
+    for h in [s for s in LADDER if s <= start]:
+        central = probe.central(h)
+        rounding = rounding_error(probe, h) if central is not None else np.inf
+        usable = (
+            central is not None
+            and rounding <= DIGIT * central[1]
+            and _smooth(probe, h, central[1], rounding)
         )
-        if len(estimates) >= CONCLUSIVE and _agree(estimates[-CONCLUSIVE:]):
+        rows.append((*central, h) if usable else None)
+        window = rows[-4:]
+        if len(window) < 4 or None in window or not _converged(window, noise):
+            continue
+        (d3, _, _), (d4, scale, h4) = window[2], window[3]
+        tolerance = SAFETY * (
+            abs(d3 - d4) + rounding_error(probe, h4) + rounding_error(probe, 2 * h4)
+        )
+        windows.append(
+            Estimate(d4, tolerance, scale, probe.realized(h4), "central-difference ladder", h4)
+        )
+        if len(windows) >= CONCLUSIVE and _agree(windows[-CONCLUSIVE:]):
             break
-    # Windows that each look converged but contradict each other mean the oracle is
-    # being fooled (a step aliasing a fast oscillation): it cannot judge here.
-    if not _agree(estimates):
-        return Verdict(Status.REJECT, "inconsistent differences", analytic, np.nan, np.nan, np.nan)
-    best = min(estimates, key=lambda v: v.tolerance, default=None)
-    if best is None:
-        valid = sum(row is not None for row in rows)
-        reason = "overflow or domain edge" if valid < len(rows) else "non-convergent difference"
-        return Verdict(Status.REJECT, reason, analytic, np.nan, np.nan, np.nan)
-    if best.abs_error > best.tolerance:
-        best.status = Status.FAIL
-    return best
+    if not windows:
+        valid = sum(probe.at(h) is not None and probe.at(-h) is not None for h in LADDER)
+        return Unjudged("overflow or domain edge" if valid < len(LADDER) else "no convergence")
+    if not _agree(windows):
+        return Unjudged("inconsistent differences")
+    return min(windows, key=lambda w: w.tolerance)
+
+
+def _converged(window, noise):
+    deltas = [a[0] - b[0] for a, b in itertools.pairwise(window)]
+    for (before, after), (_, _, h) in zip(itertools.pairwise(deltas), window[2:], strict=True):
+        slack = 4 * noise / h
+        if abs(after) <= slack:
+            continue
+        if after * before < 0 or abs(after) > 0.5 * abs(before) + slack:
+            return False
+    _, scale, h = window[-1]
+    return abs(deltas[-1]) <= ASYMPTOTIC * scale + 4 * noise / h
 
 
 def _agree(estimates):
     return all(
-        abs(a.numerical - b.numerical) <= a.tolerance + b.tolerance
+        abs(a.value - b.value) <= a.tolerance + b.tolerance
         for a, b in itertools.pairwise(estimates)
     )

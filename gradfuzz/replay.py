@@ -1,5 +1,12 @@
 """Replaying one finding outside Hypothesis: the engine of the repro_<id>.py scripts."""
 
+import concurrent.futures
+import faulthandler
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 from hypothesis.errors import UnsatisfiedAssumption
 
@@ -30,12 +37,22 @@ def _array(finding, key, default):
     return decode(value) if isinstance(value, dict) and "hex" in value else default
 
 
+# Exit codes of a replay.
+STILL_FAILING, PASSES, REJECTED, NOT_STANDALONE = 1, 0, 2, 3
+# Kinds found by a worker's death: no input to replay, and a replay could hang for long.
+PROCESS_KINDS = {"exited", "crashed", "timeout", "interrupted", "leaked_thread"}
+
+
 def replay(finding, sources):
     """Run the finding's check on its exact case; print the outcome.
 
     Returns 1 while the check still finds a problem, 0 once it passes, 2 when
-    the check rejects the input (a kink, or outside the domain).
+    the check rejects the input (a kink, or outside the domain), and 3 when it
+    passes but the finding was not reproduced standalone when it was reported
+    either (the failure needed earlier calls: state kept between calls), so a
+    pass says nothing about a fix. A hang ends after 60 s with status 1.
     """
+    faulthandler.dump_traceback_later(60, exit=True)
     chain = _specs(finding["chain"], sources)
     print(f"replaying {finding['kind']} in {finding['function']}: {' -> '.join(finding['chain'])}")
     try:
@@ -62,5 +79,45 @@ def replay(finding, sources):
     if verdict is not None:
         print(f"  analytic  = {verdict.analytic!r}\n  numerical = {verdict.numerical!r}")
         print(f"  tolerance = {verdict.tolerance!r}")
+    if finding.get("reproduced") is False:
+        print(
+            "could not be reproduced standalone: the failure needs earlier calls in the same "
+            "process (state kept between calls), so this pass does not show a fix"
+        )
+        return NOT_STANDALONE
     print("passes: the bug is fixed")
-    return 0
+    return PASSES
+
+
+def verify(findings, sources, *, timeout=60, workers=None):
+    """Replay each finding in a fresh process; set its "reproduced" to True, False or None.
+
+    None where it was not replayed: findings of a dead worker (its death is the
+    evidence, and a replay could hang) or a replay that outlived `timeout`.
+    """
+
+    def one(finding):
+        if finding["kind"] in PROCESS_KINDS:
+            return None
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "gradfuzz.replay"],
+                input=json.dumps({"finding": finding, "sources": sources}),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=os.getcwd(),
+            )
+        except subprocess.TimeoutExpired:
+            return None
+        return {STILL_FAILING: True, PASSES: False}.get(done.returncode)
+
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 2) as pool:
+        for finding, reproduced in zip(findings, pool.map(one, findings), strict=True):
+            finding["reproduced"] = reproduced
+
+
+if __name__ == "__main__":
+    given = json.load(sys.stdin)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # only the exit status matters here
+    sys.exit(replay(given["finding"], {k: tuple(v) for k, v in given["sources"].items()}))

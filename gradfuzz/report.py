@@ -3,6 +3,8 @@
 import json
 import math
 import os
+import shlex
+import shutil
 import tempfile
 
 from gradfuzz.findings import KINDS, Kind
@@ -54,50 +56,78 @@ def merge(findings):
     return merged
 
 
-def build(functions, findings, *, report_dir, run, rejected=None):
+# The fewest examples a Function's gradient properties must judge for an `ok`.
+MIN_JUDGED = 20
+# Kinds that are notes, not failures, unless the run asks to fail on them (--fail-on).
+NOTES = {Kind.IMPRECISE_GRADIENT: "imprecise"}
+
+
+def build(
+    functions, findings, *, report_dir, run, rejected=None, min_judged=MIN_JUDGED, fail_on=()
+):
     """The report as a dict: `functions` and `counterexamples` are deterministic, `run` is not.
 
-    `functions` maps a name to {"examples", "properties_run", "properties"}.
-    `rejected` maps a function to {reason: count}: the examples its tests set
-    aside as kinks, non-convergent differences, overflow or domain edges.
+    `functions` maps a name to {"examples", "judged", "properties_run", "properties"},
+    where "judged" maps a property to the examples it judged. `rejected` maps a
+    function to {reason: count}: the examples its tests could not judge (kinks,
+    non-convergent differences, overflow, domain edges, no significant digit).
     """
     rejected = rejected or {}
     counterexamples = merge(findings)
     for f in counterexamples:
-        f["reproduce"] = f"python {os.path.join(report_dir, 'repro_' + f['id'] + '.py')}"
-    kinds = {}
+        script = os.path.join(report_dir, f"repro_{f['id']}.py")
+        f["reproduce"] = f"python {shlex.quote(script)}"
+    kinds, notes = {}, {}
     for f in counterexamples:
-        kinds.setdefault(f["function"], []).append(f["kind"])
-    rows = [
-        {
+        failing = f["kind"] not in NOTES or NOTES[f["kind"]] in fail_on
+        (kinds if failing else notes).setdefault(f["function"], []).append(f["kind"])
+    rows = []
+    for name, info in sorted(functions.items()):
+        judged = dict(sorted(info.get("judged", {}).items()))
+        row = {
             "name": name,
             "examples": info["examples"],
-            "verdict": verdict(kinds.get(name), info["properties_run"], info["properties"]),
+            "judged": judged,
+            "verdict": verdict(
+                kinds.get(name),
+                info["properties_run"],
+                info["properties"],
+                gradient_judged(judged),
+                min_judged,
+            ),
             "properties_run": info["properties_run"],
             "rejected": dict(sorted(rejected.get(name, {}).items())),
         }
-        for name, info in sorted(functions.items())
-    ]
-    complete = all(row["verdict"] != Outcome.NOT_RUN for row in rows)
-    complete = complete and all(row["verdict"] != Outcome.PARTIAL for row in rows)
+        if name in notes:
+            row["notes"] = notes[name]
+        rows.append(row)
+    complete = all(row["verdict"] not in (Outcome.NOT_RUN, Outcome.PARTIAL) for row in rows)
     return _json_safe(
         {
             "schema": SCHEMA,
             "functions": rows,
             "counterexamples": counterexamples,
-            "run": {"complete": complete, **run},
+            "run": {"complete": complete, "min_judged": min_judged, **run},
         }
     )
 
 
-def verdict(kinds, properties_run, properties):
-    """A Function's verdict: its findings' kinds, else whether every property ran for it."""
+def gradient_judged(judged):
+    """The examples judged by the gradient properties (the others check bit equality)."""
+    return sum(n for prop, n in judged.items() if prop.startswith("gradient"))
+
+
+def verdict(kinds, properties_run, properties, judged=None, min_judged=0):
+    """A Function's verdict: its failing kinds; else not_run, partial or unverified; else ok."""
     if kinds:
         return f"{Outcome.FAIL}: " + ", ".join(kinds)
     if not properties_run:
         return Outcome.NOT_RUN
     if set(properties) - set(properties_run):
         return Outcome.PARTIAL
+    gradient_properties = [p for p in properties if p.startswith("gradient")]
+    if gradient_properties and judged is not None and judged < min_judged:
+        return Outcome.UNVERIFIED
     return Outcome.OK
 
 
@@ -107,9 +137,10 @@ class ReportDirError(ValueError):
 
 def check_writable(report_dir):
     """Raise ReportDirError unless `report_dir` is, or can be made, a writable directory."""
-    if os.path.exists(report_dir) and not os.path.isdir(report_dir):
+    if os.path.lexists(report_dir) and not os.path.isdir(report_dir):
         raise ReportDirError(f"{report_dir} exists and is not a directory")
-    parent = report_dir
+    # The new set is written beside report_dir and swapped in: its parent must be writable.
+    parent = os.path.dirname(os.path.abspath(report_dir))
     while not os.path.exists(parent):
         parent = os.path.dirname(os.path.abspath(parent))
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -117,27 +148,84 @@ def check_writable(report_dir):
 
 
 def _write(path, text, mode=0o644):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
+    with open(path, "w", encoding="utf-8") as out:
         out.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(path, mode)
 
 
-def write(report, report_dir, replay_sources):
-    """Write report.json, report.md and repro_<id>.py under `report_dir`; drop stale replays."""
-    os.makedirs(report_dir, exist_ok=True)
-    keep = set()
+def write(report, report_dir, replay_sources, files=None):
+    """Replace the whole set of report files under `report_dir` at once.
+
+    The set is report.json, report.md, repro_<id>.py per finding and the files
+    of `files` ({name: path to copy}). `report_dir` is a symlink to a versioned
+    sibling directory, `.<name>.<random>`: the new set is written and synced
+    into a fresh sibling, a temporary symlink to it replaces `report_dir` by
+    os.replace (an atomic rename), and only then is the old sibling removed. A
+    kill at any moment therefore leaves `report_dir` naming one whole set, old
+    or new; siblings left over by a kill are removed by the next write. A
+    `report_dir` that is still a real directory (an older gradfuzz's) is moved
+    aside to `.<name>.old-<random>` first and swapped the same way; a kill in
+    between leaves the old set there, and the next write puts it back first.
+    """
+    parent, name = os.path.split(os.path.abspath(report_dir))
+    os.makedirs(parent, exist_ok=True)
+    _recover(parent, name)
+    new = tempfile.mkdtemp(dir=parent, prefix=f".{name}.")
     for f in report["counterexamples"]:
-        name = f"repro_{f['id']}.py"
-        keep.add(name)
-        _write(os.path.join(report_dir, name), replay_script(f, replay_sources), 0o755)
-    for stale in os.listdir(report_dir):
-        if stale.startswith("repro_") and stale.endswith(".py") and stale not in keep:
-            os.remove(os.path.join(report_dir, stale))
-    _write(os.path.join(report_dir, "report.json"), json.dumps(report, indent=2) + "\n")
-    _write(os.path.join(report_dir, "report.md"), markdown(report))
+        path = os.path.join(new, f"repro_{f['id']}.py")
+        _write(path, replay_script(f, replay_sources), 0o755)
+    for target, source in (files or {}).items():
+        shutil.copyfile(source, os.path.join(new, target))
+    _write(os.path.join(new, "report.json"), json.dumps(report, indent=2) + "\n")
+    _write(os.path.join(new, "report.md"), markdown(report))
+    os.chmod(new, 0o755)
+    link = os.path.join(parent, f".{name}.link-{os.path.basename(new).rsplit('.', 1)[-1]}")
+    os.symlink(os.path.basename(new), link)
+    here = os.path.join(parent, name)
+    if os.path.isdir(here) and not os.path.islink(here):
+        if os.listdir(here):
+            suffix = os.path.basename(new).rsplit(".", 1)[-1]
+            os.rename(here, os.path.join(parent, f".{name}.old-{suffix}"))
+        else:
+            os.rmdir(here)
+    os.replace(link, here)
+    _sync(parent)
+    _remove_siblings(parent, name, keep=os.path.basename(new))
+
+
+def _sync(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _siblings(parent, name):
+    prefix = f".{name}."
+    return [e for e in os.listdir(parent) if e.startswith(prefix)]
+
+
+def _recover(parent, name):
+    """Undo a kill between moving an old real directory aside and the swap."""
+    here = os.path.join(parent, name)
+    if os.path.lexists(here):
+        return
+    old = sorted(e for e in _siblings(parent, name) if e.startswith(f".{name}.old-"))
+    if old:
+        os.rename(os.path.join(parent, old[-1]), here)
+
+
+def _remove_siblings(parent, name, keep):
+    for entry in _siblings(parent, name):
+        if entry != keep:
+            path = os.path.join(parent, entry)
+            if os.path.islink(path) or not os.path.isdir(path):
+                os.remove(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _number(value):
@@ -158,16 +246,40 @@ def markdown(report):
     lines = ["# Gradient fuzzing report", ""]
     n = len(report["counterexamples"])
     fuzzed = len(report["functions"])
+    tally = {}
+    for r in report["functions"]:
+        outcome = r["verdict"].split(":")[0]
+        tally[outcome] = tally.get(outcome, 0) + 1
+    run = report.get("run", {})
     lines += [
-        f"{fuzzed} function{'s' * (fuzzed != 1)} fuzzed, {n} finding{'s' * (n != 1)}.",
+        f"{fuzzed} function{'s' * (fuzzed != 1)} fuzzed, {n} finding{'s' * (n != 1)}: "
+        + ", ".join(f"{count} {outcome}" for outcome, count in sorted(tally.items()))
+        + f". Profile {run.get('profile', '?')}; a Function needs "
+        f"{run.get('min_judged', MIN_JUDGED)} judged gradient examples to be ok.",
         "",
-        "| function | examples | verdict | set aside |",
+        "| function | judged | verdict | not judged |",
         "| --- | ---: | --- | --- |",
     ]
     lines += [
-        f"| {r['name']} | {r['examples']} | {r['verdict']} | {_reasons(r['rejected'])} |"
+        f"| {r['name']} | {gradient_judged(r.get('judged', {}))} | {r['verdict']}"
+        f"{' (' + ', '.join(r['notes']) + ')' if r.get('notes') else ''} "
+        f"| {_reasons(r['rejected'])} |"
         for r in report["functions"]
     ]
+    printed = [r for r in report["functions"] if r.get("output")]
+    if printed:
+        lines += ["", "## Output printed by the Functions", ""]
+        for r in printed:
+            shown = r["output"]["shown"].rstrip("\n")
+            lines += [
+                f"{r['name']} printed {r['output']['bytes']} bytes; the first lines "
+                f"(all of it in `{r['output']['file']}`):",
+                "",
+                "```",
+                *shown.splitlines()[:8],
+                "```",
+                "",
+            ]
     for f in report["counterexamples"]:
         lines += [
             "",
@@ -193,6 +305,11 @@ def markdown(report):
                     for k in ("analytic", "numerical", "abs_error", "rel_error", "tolerance")
                 )
                 + " |",
+            ]
+        if f.get("reproduced") is False:
+            lines += [
+                "",
+                "Not reproduced standalone: it needs earlier calls (state kept between calls).",
             ]
         lines += ["", "Replay:", "", "```", f["reproduce"], "```"]
     return "\n".join(lines) + "\n"

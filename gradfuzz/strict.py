@@ -1,21 +1,20 @@
-"""The strict check: a precise oracle and the analytic's own rounding, for errors near 1e-8.
+"""Precise oracles for errors near 1e-8, and backward's own rounding, measured.
 
-The directional derivative <g, p> is judged against a precise oracle with a
-tolerance from that oracle's own error:
-- complex step, Im <gy, f(x + i t p)> / t, which has no subtractive
-  cancellation. Its rounding error is a few epsilons of the summed magnitudes
-  per stage; its truncation is (t / h)^2 times that of one central difference
-  D(h), which is |D(h) - complex step| at most.
-- where the chain is not complex-analytic (np.abs, np.maximum, a cast to real
-  drop or bend the imaginary part), Richardson extrapolation of central
-  differences at larger steps, its error estimated from two extrapolants.
-Which one applies is checked on every example, never assumed: the complex step
-is used only when it agrees with D(h) to 1e-6, and Richardson only when it
-agrees with the passed central-difference check within that check's tolerance.
-When the analytic misses, the tolerance also gets the error that rounding of the
-values backward reads can cause: backward runs again with every stored value
-moved by ULPS epsilons (the textbook tanh backward 1 - y*y loses digits where y
-saturates, and is still correct).
+- Complex step, Im <gy, f(x + i t q)> / t: no subtractive cancellation, so its
+  error is a few epsilons of the summed magnitudes per stage. It is trusted only
+  where it is shown to apply at the example: forward accepts complex input without
+  warning, no stage's imaginary part underflows or leaves the linear regime, the
+  values at t and 2t agree to within their rounding (code that is not analytic,
+  such as np.abs or a max, biases the result by O(t) and fails this), and the
+  value agrees with the central difference within the latter's tolerance.
+- Richardson extrapolation of central differences at steps around eps^(1/5),
+  where the complex step does not apply; trusted only when it agrees with the
+  central difference within the latter's tolerance.
+- Backward's own rounding: forward and backward run again in np.longdouble where
+  it is wider than float64. The change of <g, q> is rounding; it joins the
+  tolerance when the wider analytic matches the oracle. Where the code returns
+  float64 for long double input, the rounding cannot be measured, and the verdict
+  says so.
 """
 
 from dataclasses import dataclass
@@ -23,99 +22,259 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradfuzz import graph as chains
+from gradfuzz import oracle
 from gradfuzz.findings import Finding, Kind
-from gradfuzz.oracle import EPS, H0, SAFETY, TINY, ULPS
+from gradfuzz.oracle import EPS, NOISE_STEP, SAFETY, TINY, Estimate
 
 COMPLEX_STEP = 2.0**-30
 RICHARDSON_STEP = 2.0**-10  # about eps^(1/5): balances h^4 truncation against eps / h
-AGREE = 1e-6  # how close the complex step must come to D(h) to count as applicable
-VOUCH = 1e-3  # D(h) vouches for another oracle only when its rounding is below this, relative
-LINEAR = 1e-3  # an imaginary part above this, relative, has left the complex step's linear regime
+# An imaginary part above this, absolute and relative, leaves truncation above 1e-12.
+LINEAR = 1e-6
+SHRINK = 2.0**-10  # how much smaller the next step is when a stage leaves the linear regime
+# numpy's complex kernels are less accurate than its real ones: where the real part of
+# the complex forward strays further than this from the real forward, the complex step
+# is not trusted (complex log1p near 1e-6 loses digits that real log1p keeps).
+COMPLEX_ULPS = 64
+WIDE = np.longdouble
+WIDE_EPS = float(np.finfo(WIDE).eps)
+HAS_WIDE = WIDE_EPS < EPS
+# Rounding beyond this many epsilons of the summed terms is more than a correctly
+# rounded backward loses: an imprecise_gradient note.
+IMPRECISE_ULPS = 2.0**10
 
 
-@dataclass
-class Estimate:
-    """A precise directional derivative, its error estimate and the method that gave it."""
+def _complex_step(chain, x, q, gy, t):
+    """(Im <gy, f(x + i t q)> / t, sum |gy Im f| / t, whether it was linear), or None.
 
-    value: float
-    error: float
-    method: str
-
-
-def complex_step(chain, x, p, gy, t):
-    """(Im <gy, f(x + i t p)> / t, sum |gy| |Im f| / t), or None where it cannot be trusted.
-
-    None when forward refuses complex input or warns, or when any stage's
-    imaginary part lost bits to underflow or grew out of the linear regime
-    (over LINEAR times the stage's real part, or 1).
+    None where forward refuses complex input, warns, drops the imaginary part, or
+    an imaginary part underflows.
     """
     try:
-        graph = chains.build(chain, x + 1j * t * p)
+        graph = chains.build(chain, x + 1j * t * q)
     except Finding as finding:
         if finding.kind == Kind.TIMEOUT:
             raise
         return None
     if not graph.valid():
         return None
+    linear = True
     for v in graph.variables:
+        if not np.iscomplexobj(v.data):
+            return None
         im = np.abs(np.imag(v.data))
         if np.any((im > 0) & (im < TINY / EPS)):
             return None
-        if np.any(im > LINEAR * np.maximum(np.abs(np.real(v.data)), 1.0)):
+        linear = linear and not np.any(im > LINEAR * np.minimum(np.abs(np.real(v.data)), 1.0))
+    terms = gy * np.imag(graph.y.data) / t
+    return float(np.sum(terms)), float(np.sum(np.abs(terms))), linear, np.real(graph.y.data)
+
+
+def _linear_step(chain, x, q, gy):
+    """The largest step t = COMPLEX_STEP * SHRINK^k whose values at t and 2t stay linear."""
+    t = COMPLEX_STEP
+    for _ in range(3):
+        found = [_complex_step(chain, x, q, gy, s) for s in (t, 2 * t)]
+        if None in found:
             return None
-    im = np.imag(graph.y.data)
-    return float(np.sum(gy * im)) / t, float(np.sum(np.abs(gy * im))) / t
-
-
-def complex_estimate(oracle, depth):
-    """The complex-step Estimate where the chain is complex-analytic at x, else None."""
-    central = oracle.central(H0)
-    if central is None:
-        return None
-    found = complex_step(oracle.chain, oracle.x, oracle.p, oracle.gy, COMPLEX_STEP)
-    if found is None:
-        return None
-    (value, magnitude), (d, noise) = found, central
-    gap, size = abs(value - d), max(abs(value), abs(d))
-    if not (4 * noise <= VOUCH * size and gap <= AGREE * size + 4 * noise):
-        return None
-    error = ULPS * EPS * (depth + 1) * magnitude + (COMPLEX_STEP / H0) ** 2 * (gap + noise)
-    return Estimate(value, error, "complex step")
-
-
-def richardson_estimate(oracle, cheap):
-    """A Richardson Estimate consistent with the passed central-difference `cheap`, or None.
-
-    None also when the central difference is too loose to vouch for it (its
-    tolerance over 1% of its value).
-    """
-    if not cheap.tolerance <= 0.01 * abs(cheap.numerical):
-        return None
-    steps = [oracle.central(RICHARDSON_STEP / 2**k) for k in range(3)]
-    if any(s is None for s in steps):
-        return None
-    (d1, _), (d2, _), (d3, noise) = steps
-    r1, r2 = d2 + (d2 - d1) / 3, d3 + (d3 - d2) / 3
-    error = abs(r1 - r2) + 2 * noise
-    if abs(r2 - cheap.numerical) <= cheap.tolerance + error:
-        return Estimate(r2, error, "richardson")
+        if all(f[2] for f in found):
+            return t, found
+        t *= SHRINK
     return None
 
 
-def analytic_jitter(chain, x, gy, p, g):
-    """How far <g, p> moves when every value backward reads is moved by ULPS epsilons."""
-    jitter = 0.0
-    for sign in (1.0, -1.0):
-        graph = chains.build(chain, x)
-        for v in graph.variables:
-            v.data = v.data * (1 + sign * ULPS * EPS)
-        try:
-            moved = np.asarray(chains.backprop(graph, gy), dtype=np.float64)
-        except Finding:
-            return np.inf  # backward cannot take moved values: no strict judgement
-        jitter = max(jitter, abs(float(np.sum((moved - g) * p))))
-    return jitter if np.isfinite(jitter) else np.inf
+def complex_estimate(probe, cheap, depth):
+    """The complex-step Estimate along probe.q where it is shown to apply, else None.
+
+    `cheap` is the central-difference Estimate it must agree with.
+    """
+    linear = _linear_step(probe.chain, probe.x, probe.q, probe.gy)
+    if linear is None:
+        return None
+    t, ((value, magnitude, _, real), (double, _, _, _)) = linear
+    rounding = COMPLEX_ULPS * EPS * (depth + 1) * magnitude
+    if not _real_part_agrees(probe, real, depth, t, cheap):
+        return None
+    # An analytic chain's truncation at 2t is 6 (2t/h)^2 of D(h)'s at most; code that is
+    # not analytic biases the value by O(t), which doubles with t.
+    truncation = 6 * (2 * t / cheap.step) ** 2 * cheap.tolerance
+    if abs(value - double) > 2 * rounding + truncation:
+        return None
+    if abs(value - cheap.value) > cheap.tolerance + rounding:
+        return None
+    error = SAFETY * (rounding + abs(value - double) / 3)
+    return Estimate(value, error, magnitude, probe.q, "complex step", t)
 
 
-def tolerance(estimate, jitter, floor):
-    return SAFETY * (estimate.error + jitter) + floor
+def complex_noise(probe, estimate):
+    """`estimate` with its error widened by the complex step's measured noise, or None.
+
+    Numpy's complex arithmetic can cancel where the real forward does not
+    (Im sin(z)/z near 0): the complex step at x moved by NOISE_STEP ulps and back
+    gives a second difference that is pure evaluation noise.
+    """
+    step = NOISE_STEP * EPS * max(float(np.max(np.abs(probe.x), initial=0.0)), TINY / EPS)
+    reach = float(np.max(np.abs(probe.q), initial=0.0))
+    if reach == 0:
+        return estimate
+    shifts = [step / reach * s for s in (1.0, -1.0)]
+    values = []
+    for shift in shifts:
+        found = _complex_step(probe.chain, probe.x + shift * probe.q, probe.q, probe.gy,
+                              estimate.step)  # fmt: skip
+        if found is None:
+            return None
+        values.append(found[0])
+    noise = abs(values[0] - 2 * estimate.value + values[1])
+    error = estimate.tolerance + 3 * SAFETY * noise
+    return Estimate(
+        estimate.value, error, estimate.scale, estimate.q, estimate.method, estimate.step
+    )
+
+
+def complex_wide(probe, estimate):
+    """`estimate` with its error widened by how far the complex step moves in long double.
+
+    Numpy's complex arithmetic can cancel where the real forward does not (Im of
+    sin(z)/z near 0 is t (x cos x - sin x) / x^2): a bias, not noise, that the same
+    step in complex long double shows. Unchanged where long double cannot run.
+    """
+    if not HAS_WIDE:
+        return estimate
+    found = _complex_step(
+        probe.chain, probe.x.astype(WIDE), probe.q.astype(WIDE), probe.gy, estimate.step
+    )
+    if found is None:
+        return estimate
+    shift = abs(found[0] - estimate.value)
+    error = estimate.tolerance + SAFETY * shift
+    return Estimate(
+        estimate.value, error, estimate.scale, estimate.q, estimate.method, estimate.step
+    )
+
+
+def _real_part_agrees(probe, real, depth, t, cheap):
+    """The complex forward's real part matches the real forward: its kernels are as accurate.
+
+    They differ by t^2 |f''| / 2 in exact arithmetic, a vanishing fraction of the
+    central difference's one-sided gap.
+    """
+    y0 = probe.at(0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        stray = float(np.sum(np.abs(probe.gy * (real - y0))))
+        allowed = COMPLEX_ULPS * EPS * (depth + 1) * float(np.sum(np.abs(probe.gy * y0)))
+        gaps = probe.gaps(cheap.step)
+        curvature = float(np.sum(gaps)) * t**2 / cheap.step if gaps is not None else np.inf
+    return stray <= allowed + curvature
+
+
+def richardson_estimate(probe, cheap):
+    """A Richardson Estimate consistent with the central-difference `cheap`, or None."""
+    steps = [RICHARDSON_STEP / 2**k for k in range(3)]
+    found = [probe.central(h) for h in steps]
+    if any(f is None for f in found):
+        return None
+    (d1, _), (d2, _), (d3, scale) = found
+    r1, r2 = d2 + (d2 - d1) / 3, d3 + (d3 - d2) / 3
+    # Richardson's weights (4/3, -1/3) carry D's rounding over at most 5/3 times.
+    error = SAFETY * (abs(r1 - r2) + 2 * oracle.rounding_error(probe, steps[-1]))
+    if abs(r2 - cheap.value) > cheap.tolerance + error:
+        return None
+    return Estimate(r2, error, scale, probe.realized(steps[-1]), "richardson", steps[-1])
+
+
+@dataclass
+class Rounding:
+    """Backward's rounding of <g, q>, measured by a wider rerun, or why it could not be."""
+
+    wide: float | None  # <g, q> from the long double rerun
+    amount: float  # |<g, q> - wide|
+    magnitude: float  # sum |g_wide q|
+    reason: str | None = None
+    range: str | None = None  # "overflow" or "underflow" inside backward in float64
+
+    @property
+    def lost_digits(self):
+        if self.amount == 0 or self.magnitude == 0:
+            return 0.0
+        return float(np.log10(self.amount / (EPS * self.magnitude)))
+
+    @property
+    def imprecise(self):
+        return self.amount > IMPRECISE_ULPS * EPS * self.magnitude
+
+
+class _Heard:
+    def __init__(self):
+        self.kinds = set()
+
+    def __call__(self, kind, flag):
+        self.kinds.add(kind)
+
+
+def wide_rounding(chain, x, gy, q, analytic):
+    """Rerun forward and backward in long double; Rounding of the float64 analytic.
+
+    Backward first runs again in float64 listening for overflow and underflow: an
+    error of range is not rounding, and a wider type would hide it.
+    """
+    heard = _Heard()
+    try:
+        chains.backprop(chains.build(chain, x), gy, on_range=heard)
+    except Finding as finding:
+        if finding.kind == Kind.TIMEOUT:
+            raise
+    if "underflow" in heard.kinds or (
+        "overflow" in heard.kinds and _stage_leaves_range(chain, x, gy)
+    ):
+        return Rounding(None, 0.0, 0.0, "backward's float64 arithmetic hit underflow", "underflow")
+    if "overflow" in heard.kinds:
+        return Rounding(None, 0.0, 0.0, "backward's float64 arithmetic hit overflow", "overflow")
+    if not HAS_WIDE:
+        return Rounding(None, 0.0, 0.0, "no type wider than float64 on this platform")
+    try:
+        g = _staged_wide_backprop(chain, x, gy)
+    except Finding as finding:
+        if finding.kind == Kind.TIMEOUT:
+            raise
+        return Rounding(None, 0.0, 0.0, f"the long double rerun failed ({finding.kind})")
+    if isinstance(g, str):
+        return Rounding(None, 0.0, 0.0, g)
+    wide = np.sum(g * q.astype(WIDE))
+    magnitude = float(np.sum(np.abs(g * q.astype(WIDE))))
+    return Rounding(float(wide), float(abs(np.longdouble(analytic) - wide)), magnitude)
+
+
+def _stage_leaves_range(chain, x, gy):
+    """True when the gradient between two stages, in long double, is outside float64's
+    normal range: a chain whose true gradient underflows between stages, not a formula
+    that overflows."""
+    if not HAS_WIDE or len(chain) < 2:
+        return False
+    points = [v.data for v in chains.build(chain, x).variables]
+    g = np.asarray(gy, dtype=WIDE)
+    for spec, a in zip(reversed(chain[1:]), reversed(points[1:-1]), strict=True):
+        stage = chains.build((spec,), a.astype(WIDE))
+        g = np.asarray(chains.backprop(stage, g), dtype=WIDE)
+        size = np.abs(g[g != 0])
+        if np.any(size < TINY) or np.any(size > np.finfo(np.float64).max):
+            return True
+    return False
+
+
+def _staged_wide_backprop(chain, x, gy):
+    """The chain rule in long double at float64's own points, or why it cannot run.
+
+    Each stage's backward runs in long double on the value that stage received in
+    the float64 forward, so that an ill-conditioned chain is not moved to another
+    point by the wider forward.
+    """
+    points = [v.data for v in chains.build(chain, x).variables]
+    g = np.asarray(gy, dtype=WIDE)
+    for spec, a in zip(reversed(chain), reversed(points[:-1]), strict=True):
+        stage = chains.build((spec,), a.astype(WIDE))
+        if stage.y.data.dtype != WIDE:
+            return "forward returned float64 for long double input"
+        g = np.asarray(chains.backprop(stage, g))
+        if g.dtype != WIDE:
+            return "backward returned float64 for long double input"
+    return g

@@ -14,8 +14,16 @@ class TargetError(ValueError):
 
 
 def split(target):
-    """('path/or.module', 'Name' or None) from 'path/or.module[:Name]'."""
+    """('path/or.module', 'Name' or None) from 'path/or.module[:Name]'.
+
+    Raises TargetError for an empty class name ('file.py:').
+    """
     source, sep, name = target.rpartition(":")
+    if sep and source and not name:
+        raise TargetError(
+            f"--fuzz {target}: the class name after ':' is empty; "
+            f"write {source}:ClassName, or {source} for every class"
+        )
     if sep and source and name.isidentifier():
         return source, name
     return target, None
@@ -25,6 +33,10 @@ def load_module(source):
     """Import `source`, a path to a .py file or a dotted module name."""
     if source.endswith(".py") or os.sep in source or os.path.exists(source):
         path = os.path.abspath(source)
+        if os.path.isdir(path):
+            raise TargetError(
+                f"--fuzz {source}: is a directory; pass a .py file or a dotted module name"
+            )
         if not os.path.isfile(path):
             raise TargetError(f"--fuzz {source}: no such file")
         digest = hashlib.sha1(path.encode()).hexdigest()[:8]
@@ -36,19 +48,25 @@ def load_module(source):
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as e:
+        except (Exception, SystemExit, KeyboardInterrupt) as e:
             del sys.modules[name]
-            raise TargetError(
-                f"--fuzz {source}: importing it raised {type(e).__name__}: {e}"
-            ) from e
+            raise TargetError(f"--fuzz {source}: importing it {_what(e)}") from e
         return module
     try:
         return importlib.import_module(source)
+    except SystemExit as e:
+        raise TargetError(f"--fuzz {source}: importing it {_what(e)}") from e
     except Exception as e:
         raise TargetError(
             f"--fuzz {source}: cannot import module {source!r} ({type(e).__name__}: {e}); "
             "pass a path to a .py file or a dotted name importable from here"
         ) from e
+
+
+def _what(exc):
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}); a target must only define Functions"
+    return f"raised {type(exc).__name__}: {exc}"
 
 
 def classes(target):

@@ -1,6 +1,6 @@
 """Verdicts: of one gradient comparison (an example) and of a whole Function (the report)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -20,6 +20,7 @@ class Outcome(StrEnum):
     FAIL = "FAIL"
     NOT_RUN = "not_run"  # no property ran for it (-k, -x, an interrupted run)
     PARTIAL = "partial"  # some properties ran for it, not all
+    UNVERIFIED = "unverified"  # it ran, but too few examples could be judged
 
 
 @dataclass
@@ -32,6 +33,9 @@ class Verdict:
     numerical: float
     tolerance: float
     step: float
+    detail: str = ""  # what the rounding measurement found, on a fail
+    elements: list = field(default_factory=list)  # the localized block's indices, on a fail
+    imprecise: float | None = None  # digits backward's rounding lost, when far too many
 
     @property
     def abs_error(self):

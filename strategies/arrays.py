@@ -11,43 +11,61 @@ from gradfuzz import graph as chains
 from gradfuzz.guard import reject_example
 from strategies._validate import check_bounds
 
-# Values where real bugs live: around 0 and +-1, below -3, at exp's overflow edge, tiny.
-NOTABLE = [0.0, 1.0, -1.0, 3.0, -3.5, 700.0, 709.0, -709.0, 710.0, -745.0, 1e-290, -1e-300]
+# Values where real bugs live: around 0 and +-1, small angles, saturation (tanh and the
+# sigmoid flatten past 15-20), below -3, at exp's overflow edge (690-710), where x*x
+# overflows or underflows (1.34e154, 1.5e-154), 1e10 and subnormals.
+NOTABLE = [0.0, 1.0, -1.0, 3.0, -3.5, 1e-6, -1e-6, 15.0, -20.0, 690.0, 700.0, 709.0, -709.0,
+           710.0, -745.0, 1e10, 1.5e154, -1.5e154, 1.5e-154, 1e-290, -1e-300]  # fmt: skip
 # Points tried in turn until the chain is valid there; invalid inputs are pulled toward it.
 ANCHORS = [0.5, 1.0, 0.25, 2.0, -0.5, 0.1, 1.5, 3.0, -1.0, 10.0, -3.0, 1e-3]
 MAX_CONTRACTIONS = 80
 
 
+# The documented input range: every binade of +-[2^-MAX_BINADE, 2^MAX_BINADE].
+MAX_BINADE = 1000
+
+
 @functools.cache
 def values():
-    """Float64 values from every scale: [-4, 4], +-10^-300..10^300, and notable points.
+    """Float64 values that cover every binade of +-[2^-1000, 2^1000], and notable points.
 
-    Shrinks toward the first branch and toward 0.
+    One branch draws the binades -20..20 (where most bugs live), one the whole
+    range, each uniform in the exponent and, within a binade, in the mantissa; one
+    draws [-4, 4] and one the notable points. Shrinks toward the first branch and
+    toward 1.
     """
-    wide = st.builds(
-        lambda sign, e, m: sign * m * 10.0**e,
-        st.sampled_from([1.0, -1.0]),
-        st.integers(-300, 300),
-        st.floats(1, 10, exclude_max=True),
-    )
     return st.one_of(
+        _binades(20),
+        _binades(MAX_BINADE),
         st.floats(-4, 4),
-        st.floats(-1000, 1000),
-        wide,
         st.sampled_from(NOTABLE),
     )
 
 
-@functools.cache
-def shapes(*, max_dims=2, max_side=4):
-    """Array shapes from () up to `max_dims` (default 2) dims of sides 1..`max_side` (default 4).
+def _binades(top):
+    return st.builds(
+        lambda e, m, sign: sign * m * 2.0**e,
+        st.integers(-top, top),
+        st.floats(1, 2, exclude_max=True),
+        st.sampled_from([1.0, -1.0]),
+    )
 
-    Shrinks toward the 0-d shape ().
+
+@functools.cache
+def shapes(*, max_dims=4, max_side=8):
+    """Array shapes from () up to `max_dims` (default 4) dims of sides 1..`max_side` (default 8).
+
+    Two draws in three are small (up to 2 dims of side 4); the third reaches the
+    bounds, so arrays of more than SPARSE_ABOVE elements occur. Shrinks toward ().
     """
     check_bounds(max_dims=max_dims, max_side=max_side)
     if max_side < 1:
         raise ValueError(f"max_side={max_side} must be at least 1")
-    return hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=1, max_side=max_side)
+    small = hnp.array_shapes(
+        min_dims=0, max_dims=min(max_dims, 2), min_side=1, max_side=min(max_side, 4)
+    )
+    large = hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=1, max_side=max_side)
+    return st.one_of(small, small, large)
 
 
 # Above this many elements, arrays are a drawn fill value with some elements drawn apart,
@@ -68,27 +86,42 @@ def _signed(magnitudes):
     return st.builds(lambda sign, m: sign * m, st.sampled_from([1.0, -1.0]), magnitudes)
 
 
-_GY_ELEMENTS = _signed(
-    st.builds(lambda u, k: (1.5 + u) * 2.0**k, st.floats(0, 2.5), st.integers(-4, 4))
+_MODERATE = st.builds(lambda u, k: (1.5 + u) * 2.0**k, st.floats(0, 2.5), st.integers(-4, 4))
+_GY_ELEMENTS = st.one_of(
+    _signed(_MODERATE),
+    _signed(_MODERATE),
+    _signed(_MODERATE),
+    st.just(0.0),
+    _signed(st.builds(lambda m, e: m * 10.0**e, st.floats(1, 10), st.integers(-300, 300))),
 )
 _D_ELEMENTS = _signed(st.floats(0.5, 1.5))
 
 
-def upstream_grads(*, shape):
-    """Upstream gradients gy of `shape`: never zero and never all ones.
+def _twisted(array, amount):
+    # A fixed, uneven factor per element, so that even a shrunk gy or d is not
+    # uniform: a uniform d is invisible to shift-invariant functions such as softmax.
+    index = np.arange(array.size, dtype=np.float64).reshape(array.shape)
+    return array * (1 + amount * ((index * 0.6180339887498949) % 1))
 
-    Each element is +-(1.5 + u) * 2^k with u in [0, 2.5] and k in [-4, 4], so a
-    backward that forgets to multiply by gy cannot pass. Shrinks toward 1.5.
+
+def upstream_grads(*, shape):
+    """Upstream gradients gy of `shape`: never all ones, and never uniform.
+
+    Most elements are +-(1.5 + u) * 2^k with u in [0, 2.5] and k in [-4, 4], so a
+    backward that forgets to multiply by gy cannot pass; some are 0 and some have
+    magnitudes from 1e-300 to 1e301. Element i is then scaled by 1 + 0.25 frac(i phi).
+    Shrinks toward 1.5 (times that factor).
     """
-    return _arrays(tuple(shape), _GY_ELEMENTS)
+    return _arrays(tuple(shape), _GY_ELEMENTS).map(lambda gy: _twisted(gy, 0.25))
 
 
 def directions(*, shape):
-    """Directions d of `shape` with every element +-[0.5, 1.5], so no element goes unchecked.
+    """Directions d of `shape`, every element +-[0.5, 1.5] times 1 + 0.5 frac(i phi).
 
-    Shrinks toward all 0.5.
+    No element goes unchecked, and d is never uniform. Shrinks toward 0.5 (times
+    that factor).
     """
-    return _arrays(tuple(shape), _D_ELEMENTS)
+    return _arrays(tuple(shape), _D_ELEMENTS).map(lambda d: _twisted(d, 0.5))
 
 
 def valid_input(chain, raw):
@@ -150,10 +183,10 @@ def _bad_elements(graph):
     return bad if bad.any() else np.ones(shape, dtype=bool)
 
 
-def inputs(chain, *, max_dims=2, max_side=4, shape=None):
+def inputs(chain, *, max_dims=4, max_side=8, shape=None):
     """Inputs x on which every Function of `chain` is valid, of a drawn or given `shape`.
 
-    `max_dims` (default 2) and `max_side` (default 4) bound the drawn shape,
+    `max_dims` (default 4) and `max_side` (default 8) bound the drawn shape,
     which shrinks toward (); values shrink toward 0 within the domain. Rejects
     the example when the chain is valid at none of its anchors.
     """
@@ -162,7 +195,7 @@ def inputs(chain, *, max_dims=2, max_side=4, shape=None):
     )
 
 
-def valid_inputs(chain, *, max_dims=2, max_side=4, shape=None):
+def valid_inputs(chain, *, max_dims=4, max_side=8, shape=None):
     """Like `inputs`, but draws (x, the Graph of the chain's forward pass at x)."""
     if not chain:
         raise ValueError("chain=() is empty: draw inputs for at least one Function")

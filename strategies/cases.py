@@ -42,12 +42,12 @@ class Case:
         )
 
 
-def cases(*, target, pool=(), min_length=1, max_length=8, max_dims=2, max_side=4, shape=None):
+def cases(*, target, pool=(), min_length=1, max_length=8, max_dims=4, max_side=8, shape=None):
     """Cases for the Spec `target`, alone or composed with Functions of `pool`.
 
     Bounds: `min_length` (default 1) to `max_length` (default 8) Functions per
-    chain, `max_dims` (default 2)
-    and `max_side` (default 4) for the input's shape unless `shape` fixes it.
+    chain, `max_dims` (default 4)
+    and `max_side` (default 8) for the input's shape unless `shape` fixes it.
     The chain is drawn first and shrinks first (toward `target` alone), then
     the shape (toward 0-d), then the values (toward 0 for x, 1.5 for gy, 0.5
     for d).

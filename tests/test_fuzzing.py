@@ -8,13 +8,32 @@ import sys
 import pytest
 from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz
 
-WRONG = [
-    "AbsIntegerGradient", "AbsWrongAboveOne", "CosWrongSign", "CubeWrongPower",
-    "CumsumWrongDirection", "LogHalfFactor", "LogUsesOutput", "MeanFirstAxis", "ReciprocalSign",
-    "ReluInPlace", "SigmoidNaive", "SinForgetsGy", "SinNoisy", "SinSlightlyOff",
-    "SoftmaxElementwise", "SoftmaxForgetsSum", "SoftplusCutoff", "SoftplusNaive",
-    "SqrtMissingHalf", "SumWrongShape", "TanhCached", "TanhPrecedence",
-]  # fmt: skip
+# Each catalogued bug, and the kinds of finding that count as finding it.
+MISMATCH = {"gradient_mismatch"}
+WRONG = {
+    "AbsIntegerGradient": {"wrong_dtype"},
+    "AbsWrongAboveOne": MISMATCH,
+    "CosWrongSign": MISMATCH,
+    "CubeWrongPower": MISMATCH,
+    "CumsumWrongDirection": MISMATCH,
+    "LogHalfFactor": MISMATCH,
+    "LogUsesOutput": MISMATCH,
+    "MeanFirstAxis": MISMATCH,
+    "ReciprocalSign": MISMATCH,
+    "ReluInPlace": {"input_mutated"},
+    "SigmoidNaive": {"nonfinite_gradient"},
+    "SinForgetsGy": MISMATCH,
+    "SinNoisy": {"nondeterministic"},
+    "SinSlightlyOff": MISMATCH,
+    "SoftmaxElementwise": MISMATCH,
+    "SoftmaxForgetsSum": MISMATCH,
+    "SoftplusCutoff": MISMATCH,
+    "SoftplusNaive": {"nonfinite_gradient"},
+    "SqrtMissingHalf": MISMATCH,
+    "SumWrongShape": {"wrong_shape"},
+    "TanhCached": {"gradient_mismatch", "stateful_backward"},
+    "TanhPrecedence": MISMATCH,
+}
 
 CORRECT = [
     "Abs", "Atan", "Cos", "Cube", "Cumsum", "HardTanh", "Log", "Log1p", "LogSumExp", "Mean",
@@ -23,27 +42,115 @@ CORRECT = [
 ]  # fmt: skip
 
 
-def test_every_wrong_example_is_found_and_shrunk_alone(pytester, record_property):
-    result, report = fuzz(pytester, os.path.join(EXAMPLES, "wrong.py"), args=["-n", "2"])
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+# The outside catalogues: escapes a harness tuned on the catalogues above let through.
+ESCAPES = {
+    "AsinhSquareOverflow": MISMATCH,
+    # Its error is rounding that a long double rerun explains: a note, not a failure.
+    "AtanViaOutput": {"imprecise_gradient", "gradient_mismatch"},
+    "CosFlatNearZero": MISMATCH,
+    "CubeSharedBuffer": {"stateful_backward"},
+    "ExpShiftedOverflow": {"nonfinite_gradient"},
+    "LeakyReluSlopeMismatch": MISMATCH,
+    "ProdViaDivision": {"nonfinite_gradient"},
+    "ReluCapped": MISMATCH,
+    "RollAxes": {"wrong_shape", "gradient_mismatch"},
+    "SiluReluMask": MISMATCH,
+    "SinAccumulates": {"stateful_backward", "nondeterministic"},
+    "SinClipsGy": MISMATCH,
+    "SinPiRoundedPi": MISMATCH,
+    "SmoothL1ForgetsBeta": MISMATCH,
+    "SoftsignAsymptoteTypo": MISMATCH,
+    "SquareRescaledGy": {"nonfinite_gradient"},
+    "TanhCutoff": MISMATCH,
+    "TanhFloat32FastPath": MISMATCH,
+}
+
+
+def killed(report, expected):
+    """The bugs found with a finding of an expected kind, each with its shortest chain."""
     shortest = {}
     for f in report["counterexamples"]:
-        shortest[f["function"]] = min(shortest.get(f["function"], 99), len(f["chain"]))
+        if f["kind"] in expected.get(f["function"], ()):
+            shortest[f["function"]] = min(shortest.get(f["function"], 99), len(f["chain"]))
+    return shortest
+
+
+def _catalogue_run(tmp_path_factory, *names):
+    """One fuzz of the named example modules under the ci profile: (exit status, report)."""
+    out = tmp_path_factory.mktemp("catalogue") / "reports"
+    suite = os.path.join(REPO, "properties", "test_properties.py")
+    command = [sys.executable, "-m", "pytest", suite, "-p", "no:cacheprovider",
+               "--hypothesis-profile=ci", "-n", "2", "-q", f"--report-dir={out}"]  # fmt: skip
+    for name in names:
+        command += ["--fuzz", os.path.join(EXAMPLES, f"{name}.py")]
+    # Unmeasured, as in conftest.py: coverage is measured on the in-process tests.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS")}
+    ran = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    path = out / "report.json"
+    assert path.exists(), ran.stdout[-3000:] + ran.stderr[-3000:]
+    return ran.returncode, json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def wrong_run(tmp_path_factory):
+    return _catalogue_run(tmp_path_factory, "wrong", "escapes")
+
+
+@pytest.fixture(scope="module")
+def correct_run(tmp_path_factory):
+    return _catalogue_run(tmp_path_factory, "correct", "awkward")
+
+
+def _rows(report, names):
+    return {row["name"]: row for row in report["functions"] if row["name"] in names}
+
+
+def test_every_wrong_example_is_found_and_shrunk_alone(wrong_run, record_property):
+    status, report = wrong_run
+    assert status == pytest.ExitCode.TESTS_FAILED
+    shortest = killed(report, WRONG)
     record_property(
         "gradfuzz_summary", f"kill rate on examples/wrong.py: {len(shortest)}/{len(WRONG)} bugs"
     )
-    assert sorted(shortest) == WRONG
     assert shortest == {name: 1 for name in WRONG}
-    assert [row["name"] for row in report["functions"]] == WRONG
-    assert all(row["verdict"].startswith("FAIL") for row in report["functions"])
+    assert all(row["verdict"].startswith("FAIL") for row in _rows(report, WRONG).values())
 
 
-def test_the_correct_examples_give_no_finding_and_exit_zero(pytester):
-    result, report = fuzz(pytester, os.path.join(EXAMPLES, "correct.py"), args=["-n", "2"])
-    assert report["counterexamples"] == []
-    assert [row["name"] for row in report["functions"]] == CORRECT
-    assert all(row["examples"] >= 100 and row["verdict"] == "ok" for row in report["functions"])
-    assert result.ret == pytest.ExitCode.OK
+# Found under the ci profile today. The other four are wrong only in a narrow band of
+# inputs (x*x overflowing past 1.34e154, exp(x + 20) for 690 < x < 710, tanh cut off for
+# 13 < |x| < 19 where its slope is still visible, float32 for more than 64 elements) that
+# the ci draws may miss; `python -m bench.catalogues` counts them under five seeds.
+FOUND_UNDER_CI = {
+    "AtanViaOutput", "CosFlatNearZero", "CubeSharedBuffer", "LeakyReluSlopeMismatch",
+    "ProdViaDivision", "ReluCapped", "RollAxes", "SiluReluMask", "SinAccumulates", "SinClipsGy",
+    "SinPiRoundedPi", "SmoothL1ForgetsBeta", "SoftsignAsymptoteTypo", "SquareRescaledGy",
+}  # fmt: skip
+
+
+def test_the_escapes_of_the_outside_catalogue_are_found(wrong_run, record_property):
+    _, report = wrong_run
+    found = killed(report, ESCAPES)
+    record_property(
+        "gradfuzz_summary", f"kill rate on examples/escapes.py: {len(found)}/{len(ESCAPES)} bugs"
+    )
+    assert set(found) >= FOUND_UNDER_CI
+
+
+def test_the_correct_and_awkward_examples_fail_nothing(correct_run, record_property):
+    status, report = correct_run
+    assert {f["kind"] for f in report["counterexamples"]} <= {"imprecise_gradient"}
+    correct = _rows(report, CORRECT)
+    assert sorted(correct) == CORRECT
+    awkward = [row for row in report["functions"] if row["name"] not in correct]
+    record_property(
+        "gradfuzz_summary",
+        f"false alarms on examples/correct.py and awkward.py: 0 of {len(report['functions'])}",
+    )
+    assert len(awkward) >= 15
+    for row in report["functions"]:
+        assert row["verdict"] == "ok", row
+        assert sum(n for p, n in row["judged"].items() if p.startswith("gradient")) >= 60, row
+    assert status == pytest.ExitCode.OK
 
 
 SQUARE_BUGS = """
@@ -242,7 +349,7 @@ def test_the_report_is_identical_across_runs_and_worker_counts(pytester):
 
 def test_the_replay_script_fails_until_the_bug_is_fixed(pytester):
     _, report = fuzz(pytester, source=SMALL)
-    [finding] = report["counterexamples"]
+    [finding] = [f for f in report["counterexamples"] if f["kind"] == "gradient_mismatch"]
     script = pytester.path / "reports" / f"repro_{finding['id']}.py"
     replay = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert replay.returncode == 1, replay.stdout + replay.stderr

@@ -7,15 +7,19 @@ from examples.injected import (
     fixed_check_detects,
     generated_cases,
     harness_catches,
+    harness_false_alarms,
     inject,
 )
 from gradfuzz.checks import configure
 
 
 @pytest.mark.parametrize("name", sorted(SUBJECTS))
-def test_a_backward_off_by_one_part_in_1e8_is_caught(name):
+def test_a_backward_off_by_one_part_in_1e8_is_caught_with_no_false_alarm(name):
     drawn = generated_cases(SUBJECTS[name])
-    assert not harness_catches(drawn, SUBJECTS[name])
+    alarms, judged = harness_false_alarms(drawn, SUBJECTS[name])
+    assert alarms == 0
+    # A softmax of one element is constant, and wide inputs saturate it: those are unjudged.
+    assert judged >= 10, f"only {judged} of {len(drawn)} inputs could be judged"
     assert harness_catches(drawn, inject(SUBJECTS[name], 1e-8))
 
 
@@ -27,8 +31,8 @@ def test_a_fixed_rtol_of_1e_3_misses_what_the_harness_catches(name):
 
 
 def test_the_strict_check_is_what_catches_one_part_in_1e10():
-    drawn = generated_cases(SUBJECTS["sin"])
-    wrong = inject(SUBJECTS["sin"], 1e-10)
+    drawn = generated_cases(SUBJECTS["softmax"])
+    wrong = inject(SUBJECTS["softmax"], 1e-10)
     assert harness_catches(drawn, wrong)
     configure(strict=False)
     try:
