@@ -270,15 +270,7 @@ def _mismatch(case, verdict):
         f"<backward(gy), q>{where} = {verdict.analytic:.17g} but the {verdict.reason} gives "
         f"{verdict.numerical:.17g} +- {verdict.tolerance:.3g}"
         + (f" ({verdict.detail})" if verdict.detail else ""),
-        chain=case.names(),
-        input=case.x,
-        upstream_grad=case.gy,
-        direction=case.d,
-        analytic=verdict.analytic,
-        numerical=verdict.numerical,
-        abs_error=verdict.abs_error,
-        rel_error=verdict.rel_error,
-        tolerance=verdict.tolerance,
+        **_numbers(case, verdict),
         step=verdict.step,
         oracle=verdict.reason,
         elements=verdict.elements,
@@ -293,17 +285,24 @@ def imprecise_finding(case, verdict):
         f"backward's <g, q> = {verdict.analytic:.17g} lost {verdict.imprecise:.1f} digits to "
         "its own rounding (measured by a long double rerun); the oracle gives "
         f"{verdict.numerical:.17g}",
-        chain=case.names(),
-        input=case.x,
-        upstream_grad=case.gy,
-        direction=case.d,
-        analytic=verdict.analytic,
-        numerical=verdict.numerical,
-        abs_error=verdict.abs_error,
-        rel_error=verdict.rel_error,
-        tolerance=verdict.tolerance,
+        **_numbers(case, verdict),
         lost_digits=verdict.imprecise,
     )
+
+
+def _numbers(case, verdict):
+    """What a Finding about one gradient Verdict carries, for the report and the replay."""
+    return {
+        "chain": case.names(),
+        "input": case.x,
+        "upstream_grad": case.gy,
+        "direction": case.d,
+        "analytic": verdict.analytic,
+        "numerical": verdict.numerical,
+        "abs_error": verdict.abs_error,
+        "rel_error": verdict.rel_error,
+        "tolerance": verdict.tolerance,
+    }
 
 
 def _nondeterministic(case, kind, explanation, first, second):
