@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import event, note, target
 
 from gradfuzz import graph as chains
-from gradfuzz import oracle, strict
+from gradfuzz import holomorphic, oracle, strict
 from gradfuzz.findings import Finding, Kind
 from gradfuzz.guard import reject_example, tell
 from gradfuzz.verdicts import Status, Verdict
@@ -68,21 +68,7 @@ def check_gradient(case):
     Returns the passing Verdict.
     """
     with _about(case):
-        graph = _valid_graph(case, reuse=True)
-        judge = _Judge(case, graph.y.data)
-        # The oracle decides first whether it can judge, from forward alone.
-        tried = []
-        for s in step_scales(case.x):
-            probe = judge.probe(case.d * s)
-            tried.append(judge.estimate(probe))
-            if isinstance(tried[-1], oracle.Estimate):
-                break
-        else:
-            reject_example(tried[0].reason)
-        judge.g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
-        verdict = judge.verdict(probe, tried[-1])
-        if verdict.status == Status.FAIL:
-            verdict = judge.localize(probe.q, verdict)
+        verdict = judge_gradient(case)
         if verdict.status == Status.REJECT:
             reject_example(verdict.reason)
         tell(event, f"gradient: {verdict.status} ({verdict.reason})")
@@ -95,8 +81,33 @@ def check_gradient(case):
         if np.isfinite(ratio):
             tell(target, min(ratio, 1e6), label="error/tolerance")
         if verdict.status == Status.FAIL:
-            raise _mismatch(case, verdict)
+            raise mismatch(case, verdict)
         return verdict
+
+
+def judge_gradient(case):
+    """The localized Verdict of check_gradient on `case`: pass, fail or reject, never raised.
+
+    Findings about the Functions themselves (a raise, a hang, a bad gradient) still raise.
+    """
+    graph = case.take_graph() or chains.build(case.chain, case.x)
+    if not graph.valid():
+        return Verdict(Status.REJECT, "input outside the chain's domain", *[np.nan] * 4)
+    judge = _Judge(case, graph.y.data)
+    # The oracle decides first whether it can judge, from forward alone.
+    tried = []
+    for s in step_scales(case.x):
+        probe = judge.probe(case.d * s)
+        tried.append(judge.estimate(probe))
+        if isinstance(tried[-1], oracle.Estimate):
+            break
+    else:
+        return Verdict(Status.REJECT, tried[0].reason, *[np.nan] * 4)
+    judge.g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
+    verdict = judge.verdict(probe, tried[-1])
+    if verdict.status == Status.FAIL:
+        verdict = judge.localize(probe.q, verdict)
+    return verdict
 
 
 class _Judge:
@@ -134,9 +145,12 @@ class _Judge:
     def _sharpen(self, probe, cheap, analytic):
         """A precise Estimate where one applies, and the analytic along its direction.
 
-        A mismatch that only the complex step sees must survive the complex step's
-        own measured noise, and Richardson: when the two precise oracles contradict
-        each other, numpy's complex kernels are the suspect, and Richardson judges.
+        The complex step may pass backward. It may fail backward only where forward
+        is shown holomorphic by a trace (`holomorphic`): code that is not analytic
+        (np.abs, a sign) drops terms from it that no step size reveals. Elsewhere a
+        mismatch it sees is judged by Richardson, in real arithmetic, where that
+        applies, and by the central difference `cheap` where it does not. When the
+        two precise oracles contradict each other, Richardson judges.
         """
         depth = len(self.case.chain)
         precise = strict.complex_estimate(probe, cheap, depth)
@@ -149,17 +163,18 @@ class _Judge:
             precise = strict.complex_wide(probe, precise)
             if abs(along - precise.value) <= _allowed(precise):
                 return precise, along
-            other = strict.richardson_estimate(probe, cheap)
-            if other is not None and abs(other.value - precise.value) > (
-                other.tolerance + precise.tolerance
-            ):
-                return other, float(np.sum(self.g * other.q))
-            return precise, along
-        precise = strict.richardson_estimate(probe, cheap)
-        if precise is None:
-            tell(event, "strict: no precise oracle applies here")
-            return cheap, analytic
-        return precise, float(np.sum(self.g * precise.q))
+        other = strict.richardson_estimate(probe, cheap)
+        if precise is not None and (
+            other is None or abs(other.value - precise.value) <= other.tolerance + precise.tolerance
+        ):
+            z = probe.x + 1j * precise.step * probe.q
+            if holomorphic.shown_holomorphic(self.case.chain, z):
+                return precise, along
+            tell(event, "strict: the complex step's forward is not shown holomorphic")
+        if other is not None:
+            return other, float(np.sum(self.g * other.q))
+        tell(event, "strict: no precise oracle applies here")
+        return cheap, analytic
 
     def _account_for_rounding(self, verdict, found):
         """Widen the tolerance by backward's own rounding, measured by a long double rerun.
@@ -260,7 +275,8 @@ SUBNORMAL = oracle.TINY * 2**10
 SAFETY_ON_ROUNDING = 2
 
 
-def _mismatch(case, verdict):
+def mismatch(case, verdict):
+    """The gradient_mismatch Finding for a failing Verdict on `case`."""
     where = ""
     if verdict.elements and case.x.size > 1:
         where = f" at element{'s' * (len(verdict.elements) != 1)} {verdict.elements}"
@@ -422,6 +438,7 @@ def _graph_elsewhere(case):
 CHECKS = {
     "gradient": check_gradient,
     "gradient_of_chains": check_gradient,
+    "gradient_across_binades": check_gradient,  # its Findings are on ordinary cases
     "traversals_agree": check_traversals,
     "invariants_hold": check_invariants,
 }

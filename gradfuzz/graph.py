@@ -253,7 +253,7 @@ def _check_gradient(graph, i, names, x):
         estimate = _finite_partial(graph.chain[i], v.data, upstream, ~np.isfinite(g))
         if estimate is None:
             guard.reject_example("the true gradient overflows")
-        if abs(estimate) > _NEAR_OVERFLOW:
+        if abs(estimate) > NEAR_OVERFLOW:
             guard.reject_example("the true gradient is within 2^10 of overflow")
         raise Finding(
             Kind.NONFINITE_GRADIENT,
@@ -269,7 +269,7 @@ def _check_gradient(graph, i, names, x):
 
 # A correct backward may overflow in an intermediate value where the true gradient is
 # this close to the largest float; only a gradient further from it is a finding.
-_NEAR_OVERFLOW = float(np.finfo(np.float64).max) / 2**10
+NEAR_OVERFLOW = float(np.finfo(np.float64).max) / 2**10
 # Beyond this many elements, the partial derivatives are not worth one pass each.
 _MAX_PARTIALS = 64
 

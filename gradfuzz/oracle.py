@@ -40,6 +40,7 @@ KINK_RATIO = 0.75  # a one-sided gap that keeps this fraction of itself per halv
 LADDER = [H0 * 2.0**k for k in range(0, -31, -1)]  # h0 down to h0 / 2^30
 CONCLUSIVE = 3  # agreeing windows in a row that end the ladder early
 NOISE_STEP = 2.0**20  # ulps of x between the points of the noise probe
+QUANTUM_SEARCH = 24  # doublings of the noise probe's step that look for the output's quantum
 
 
 @dataclass
@@ -161,24 +162,44 @@ class Probe:
         """A floor for output that moves in quanta coarser than the noise probe's step.
 
         Where <gy, f> barely moves across x +- step q although the central difference
-        at h0 says it should, the output is quantized at least that coarsely.
+        at h0 says it should, the output is quantized at least that coarsely (0.5 tanh
+        + 0.5 near 1e-11 moves by the epsilons of 1, not of itself). The steps then
+        double until it moves: its first move is one quantum or more.
         """
         central = self.central(LADDER[0])
-        plus, minus = self.at(step), self.at(-step)
-        if central is None or plus is None or minus is None:
+        if central is None:
             return 0.0
         predicted = abs(central[0]) * 2 * step
+        observed = self._moved(step)
+        if observed is None or observed >= predicted / 4:
+            return 0.0
+        for k in range(1, QUANTUM_SEARCH + 1):
+            moved = self._moved(step * 2.0**k)
+            if moved is None:
+                break
+            if moved > 0:
+                return max(predicted, moved)
+        return predicted
+
+    def _moved(self, s):
+        """|<gy, f(x + s q) - f(x - s q)>|, or None where a point is invalid."""
+        plus, minus = self.at(s), self.at(-s)
+        if plus is None or minus is None:
+            return None
         with np.errstate(over="ignore", invalid="ignore"):
-            observed = abs(float(np.sum(self.gy * (plus - minus))))
-        return predicted if observed < predicted / 4 else 0.0
+            return abs(float(np.sum(self.gy * (plus - minus))))
 
     def _noise_step(self):
-        """A step that moves the largest element of x by NOISE_STEP ulps."""
-        largest = float(np.max(np.abs(self.x), initial=0.0))
+        """A step that moves the largest element of x that q moves by NOISE_STEP ulps."""
         reach = float(np.max(np.abs(self.q), initial=0.0))
         if reach == 0:
             return 1.0
-        return NOISE_STEP * EPS * max(largest, TINY / EPS) / reach
+        return NOISE_STEP * EPS * max(largest_moved(self.x, self.q), TINY / EPS) / reach
+
+
+def largest_moved(x, q):
+    """max |x_i| over the elements that q moves (q_i != 0), 0 when none."""
+    return float(np.max(np.abs(x[q != 0]), initial=0.0)) if np.shape(q) == np.shape(x) else 0.0
 
 
 # A fixed seed: the probe must be the same on every run, and it is not test data.

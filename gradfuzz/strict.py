@@ -112,7 +112,7 @@ def complex_noise(probe, estimate):
     (Im sin(z)/z near 0): the complex step at x moved by NOISE_STEP ulps and back
     gives a second difference that is pure evaluation noise.
     """
-    step = NOISE_STEP * EPS * max(float(np.max(np.abs(probe.x), initial=0.0)), TINY / EPS)
+    step = NOISE_STEP * EPS * max(oracle.largest_moved(probe.x, probe.q), TINY / EPS)
     reach = float(np.max(np.abs(probe.q), initial=0.0))
     if reach == 0:
         return estimate

@@ -6,11 +6,13 @@ gradfuzz plugin parametrizes `gradfuzz_function` and provides `gradfuzz`, the
 session that counts the examples.
 """
 
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from gradfuzz.checks import check_gradient, check_invariants, check_traversals
+from gradfuzz.sweep import check_sweep
 from strategies import cases
+from strategies.sweeps import sweeps
 
 MAX_CHAIN = 6
 
@@ -45,3 +47,22 @@ def test_invariants_hold(gradfuzz_function, gradfuzz, data):
     )
     check_invariants(case)
     gradfuzz.count(case)
+
+
+# A sweep holds every binade at once, so a quarter of the profile's examples; and no
+# shrinking: its Finding already names the smallest input that fails (read when the
+# module is imported, after the runner loaded the profile).
+_SWEEPS = settings(
+    max_examples=max(1, settings.default.max_examples // 4),
+    phases=[phase for phase in settings.default.phases if phase != Phase.shrink],
+)
+
+
+@_SWEEPS
+@given(data=st.data())
+def test_gradient_across_binades(gradfuzz_function, gradfuzz, data):
+    case = data.draw(sweeps(target=gradfuzz_function), label="sweep")
+    if case is None:
+        return  # not elementwise: the other properties judge it
+    for verdict in check_sweep(case):
+        gradfuzz.count(case, verdict)

@@ -8,9 +8,21 @@ from hypothesis import strategies as st
 from strategies.arrays import directions, draw_valid_input, shapes, upstream_grads
 from strategies.chains import chains
 
+# Arrays longer than this print their first and last few elements only; the report
+# and the repro script keep every element.
+PRINTED = 16
+
 
 def _hex(array):
-    return [float.hex(float(v)) for v in np.ravel(array)]
+    flat = np.ravel(array)
+    if flat.size <= PRINTED:
+        return [float.hex(float(v)) for v in flat]
+    head, tail = flat[: PRINTED // 2], flat[-PRINTED // 4 :]
+    return [
+        *(float.hex(float(v)) for v in head),
+        f"... {flat.size - head.size - tail.size} more ...",
+        *(float.hex(float(v)) for v in tail),
+    ]
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,230 @@
+"""Every binade at once: an elementwise Function judged across its whole input range.
+
+Drawn inputs visit a few hundred values per Function; a formula wrong only for
+x > 13, beyond 1e154 or between 690 and 710 can hide between them. For a
+Function that is elementwise (checked on the sweep itself, from forward alone),
+one forward and one backward over an array that holds every binade of the input
+range give every element's gradient at once.
+
+A per-element central difference then ranks the elements by how far backward is
+from it. The ranking never judges: the most suspicious elements are judged one at
+a time by check_gradient's judge, on the whole sweep with the upstream gradient
+and the direction on that element alone, so a bug that needs a large array is
+seen too. A failure is shrunk to the smallest input that still fails: the element
+alone, else the smallest block of the sweep around it.
+"""
+
+import dataclasses
+
+import numpy as np
+from hypothesis.errors import UnsatisfiedAssumption
+
+from gradfuzz import graph as chains
+from gradfuzz.checks import SUBNORMAL, judge_gradient, mismatch
+from gradfuzz.verdicts import Status
+
+# Elements judged per sweep, the most suspicious first, out of at most TRIES.
+CANDIDATES = 2
+TRIES = 8
+# A candidate is judged among this many neighbours on each side, so that a bug that
+# needs a large array (a fast path above 64 elements) shows.
+NEIGHBOURS = 64
+# The ranking's central-difference step, relative to max(|x|, smallest normal).
+RANK_STEP = 2.0**-20
+JITTER = 4
+# Blocks the sweep is cut into when forward warns on some of its elements.
+BLOCKS = 32
+
+
+def valid_part(chain, x):
+    """(the elements of `x` where the chain is finite, inside its domain and silent, its
+    Graph), or None when the chain is not elementwise there or no element is left.
+
+    Forward runs on the whole array once, then on each of BLOCKS blocks if it warned.
+    """
+    x = x[~chains.outside(chain[0].domain, x)]
+    if x.size == 0:
+        return None
+    graph = chains.build(chain, x)
+    if graph.y.data.shape != x.shape:
+        return None
+    kept = np.ones(x.shape, dtype=bool)
+    for spec, v in zip(chain, graph.variables, strict=False):
+        if v.data.shape != x.shape:
+            return None
+        kept &= np.isfinite(v.data) & ~chains.outside(spec.domain, v.data)
+    kept &= np.isfinite(graph.y.data)
+    x = x[kept]
+    if x.size == 0:
+        return None
+    graph = chains.build(chain, x)
+    if graph.valid():
+        return x, graph
+    blocks = [b for b in np.array_split(x, min(BLOCKS, x.size)) if chains.build(chain, b).valid()]
+    if not blocks:
+        return None
+    x = np.concatenate(blocks)
+    graph = chains.build(chain, x)
+    return (x, graph) if graph.valid() else None
+
+
+def elementwise(chain, x, y):
+    """True when forward on the reversed array and on its two halves gives y's elements.
+
+    numpy's vector loops may round the same value differently by position: a few
+    epsilons are allowed.
+    """
+    if x.size < 2:
+        return True
+    half = x.size // 2
+    pieces = [
+        chains.build(chain, x[::-1]).y.data[::-1],
+        np.concatenate([chains.build(chain, part).y.data for part in (x[:half], x[half:])]),
+    ]
+    return all(
+        p.shape == y.shape and np.allclose(p, y, rtol=16 * np.finfo(np.float64).eps, atol=0)
+        for p in pieces
+    )
+
+
+def central(chain, x, gy, y):
+    """Per element, (gy f' by a central difference at RANK_STEP, its rounding noise);
+    nan where a point leaves the domain, where the difference has not settled (the
+    one-sided differences disagree by more than a quarter, or it moves by more than
+    a thousandth when the step halves, beyond rounding), and where moving x by
+    JITTER ulps moves forward by as much as the difference sees. Forward only.
+    """
+    eps = np.finfo(np.float64).eps
+    found = []
+    for step in (RANK_STEP, RANK_STEP / 2):
+        h = step * np.maximum(np.abs(x), np.finfo(np.float64).tiny)
+        with np.errstate(all="ignore"):
+            up = chains.build(chain, x + h).y.data
+            down = chains.build(chain, x - h).y.data
+            rounding = 16 * eps * (np.abs(up) + np.abs(down) + np.abs(y))
+            smooth = np.abs((up - y) - (y - down)) <= 0.25 * np.abs(up - down) + rounding
+            numerical = gy * (up - down) / ((x + h) - (x - h))
+            noise = np.abs(gy) * rounding / h
+        found.append((np.where(smooth, numerical, np.nan), noise))
+    (wide, noise), (narrow, narrow_noise) = found
+    h = RANK_STEP * np.maximum(np.abs(x), np.finfo(np.float64).tiny)
+    with np.errstate(all="ignore"):
+        settled = np.abs(wide - narrow) <= 1e-3 * np.abs(wide) + 2 * (noise + narrow_noise)
+        # Forward moves this much when x moves by JITTER ulps: beyond float64's
+        # resolution of the function (cos at 1e300), nothing can be screened.
+        jitter = np.maximum(
+            *(np.abs(chains.build(chain, x * (1 + s * JITTER * eps)).y.data - y) for s in (1, -1))
+        )
+        significant = np.abs(wide) > 4 * np.abs(gy) * jitter / h
+    return np.where(settled & significant, wide, np.nan), noise
+
+
+def suspicion(g, numerical, noise):
+    """|g - gy f'| / (|g| + |gy f'| + noise) per element: 0 where backward agrees with the
+    central difference, 1 where they share nothing, -1 where it cannot be had."""
+    with np.errstate(all="ignore"):
+        score = np.abs(g - numerical) / (np.abs(g) + np.abs(numerical) + noise)
+    return np.where(np.isfinite(score), score, -1.0)
+
+
+def check_sweep(case):
+    """Judge `case` (a sweep: x holds every binade) element by element where forward is
+    elementwise; returns the passing Verdicts, [] when not elementwise.
+
+    Elements whose gy f' is not safely finite and normal are left out first, from
+    forward alone.
+    The most suspicious elements are judged until CANDIDATES pass, at most TRIES of
+    them. Raises the Finding of the smallest failing input.
+    """
+    chain = case.chain
+    graph = case.take_graph() or chains.build(chain, case.x)
+    if not graph.valid() or not elementwise(chain, case.x, graph.y.data):
+        return []
+    numerical, noise = central(chain, case.x, case.gy, graph.y.data)
+    with np.errstate(all="ignore"):
+        safe = (
+            np.isfinite(numerical)
+            & (np.abs(numerical) < chains.NEAR_OVERFLOW)
+            & (np.abs(numerical) > SUBNORMAL * np.abs(case.gy))
+        )
+    if not safe.any():
+        return []
+    case, numerical, noise = _part(case, safe), numerical[safe], noise[safe]
+    g = _gradient(case)
+    if g is None:
+        return []
+    score = suspicion(g, numerical, noise)
+    passed = []
+    for i in np.argsort(-score, kind="stable")[:TRIES]:
+        if score[i] < 0:
+            break
+        i = int(i)
+        # Among its neighbours (the sweep is sorted: similar magnitudes, so one that
+        # underflows in backward does not spoil the judgement), else alone.
+        lo, hi = max(i - NEIGHBOURS, 0), min(i + NEIGHBOURS, case.x.size)
+        verdict = judge_gradient(_on_element(case, i, lo, hi))
+        if verdict.status == Status.REJECT:
+            lo, hi = i, i + 1
+            verdict = judge_gradient(_alone(case, i))
+        if verdict.status == Status.FAIL:
+            raise _smallest_failure(case, i, verdict, lo, hi)
+        if verdict.status == Status.PASS:
+            passed.append(verdict)
+            if len(passed) == CANDIDATES:
+                break
+    return passed
+
+
+def _part(case, kept):
+    return dataclasses.replace(case, x=case.x[kept], gy=case.gy[kept], d=case.d[kept])
+
+
+def _gradient(case):
+    """backward's gradient over the sweep, or None. A non-finite gradient element is
+    examined on halves of the sweep until one is small enough for backprop to tell a
+    bug (a Finding, raised) from a true gradient that overflows (None)."""
+    try:
+        return np.asarray(chains.backprop(chains.build(case.chain, case.x), case.gy))
+    except UnsatisfiedAssumption:
+        if case.x.size <= 1:
+            return None
+    for half in np.array_split(np.arange(case.x.size), 2):
+        kept = np.zeros(case.x.size, dtype=bool)
+        kept[half] = True
+        _gradient(_part(case, kept))
+    return None
+
+
+def _on_element(case, i, lo=0, hi=None):
+    """The case on x[lo:hi] with gy and the direction on element i alone."""
+    x = case.x[lo:hi]
+    gy = np.zeros_like(x)
+    gy[i - lo] = case.gy[i]
+    d = np.zeros_like(x)
+    d[i - lo] = 1.0
+    return dataclasses.replace(case, x=x, gy=gy, d=d)
+
+
+def _alone(case, i):
+    """The case on element i alone, 0-d."""
+    return dataclasses.replace(
+        case, x=case.x[i].reshape(()), gy=case.gy[i].reshape(()), d=np.ones(())
+    )
+
+
+def _smallest_failure(case, i, verdict, lo, hi):
+    """The Finding on element i alone (0-d) if it fails there, else on the smallest
+    block around it, within x[lo:hi] where it failed, that still fails."""
+    alone = _alone(case, i)
+    found = verdict if hi - lo == 1 else judge_gradient(alone)
+    if found.status == Status.FAIL:
+        return mismatch(alone, found)
+    while hi - lo > 1:
+        middle = (lo + hi) // 2
+        a, b = (lo, middle) if i < middle else (middle, hi)
+        found = judge_gradient(_on_element(case, i, a, b))
+        if found.status != Status.FAIL:
+            break
+        lo, hi, verdict = a, b, found
+    verdict = dataclasses.replace(verdict, elements=[[i - lo]])
+    return mismatch(_on_element(case, i, lo, hi), verdict)
