@@ -40,6 +40,7 @@ KINK_RATIO = 0.75  # a one-sided gap that keeps this fraction of itself per halv
 LADDER = [H0 * 2.0**k for k in range(0, -31, -1)]  # h0 down to h0 / 2^30
 CONCLUSIVE = 3  # agreeing windows in a row that end the ladder early
 NOISE_STEP = 2.0**20  # ulps of x between the points of the noise probe
+NOISE_POINTS = 9  # points of the line whose residuals measure the output's noise
 QUANTUM_SEARCH = 24  # doublings of the noise probe's step that look for the output's quantum
 
 
@@ -115,6 +116,10 @@ class Probe:
           function is linear to far below eps: f(x+dq) - 2 f(x) + f(x-dq) is pure
           evaluation noise, including cancellation inside a stage that the
           jitter cannot see. One sample, so it counts three times.
+        - The residuals of a straight line fitted through NOISE_POINTS points at
+          that spacing: output quantized by cancellation (log1p(exp(-2a)) + a -
+          log 2 near 0 moves in the epsilons of log 2) can give one second
+          difference of 0 by luck, not nine residuals.
         """
         if self._noise is None:
             zero = self.at(0.0)
@@ -132,9 +137,28 @@ class Probe:
                 worst = np.full(np.shape(zero), np.inf)
             else:
                 worst = np.maximum(worst, 3 * gaps * step)
+                worst = np.maximum(worst, 2 * self._residuals(step))
                 worst = np.maximum(worst, self._stuck(step) / max(np.size(zero), 1))
             self._noise = np.where(np.isfinite(worst), worst, np.inf)
         return self._noise
+
+    def _residuals(self, step):
+        """Per output element, |gy| times the largest residual of a least-squares line
+        through f(x + k step q), k = -(NOISE_POINTS // 2)..NOISE_POINTS // 2; inf where
+        a point is invalid."""
+        ks = np.arange(NOISE_POINTS) - NOISE_POINTS // 2
+        points = [self.at(float(k) * step) for k in ks]
+        if any(p is None for p in points):
+            return np.full(np.shape(self.at(0.0)), np.inf)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ys = np.stack([np.asarray(p, dtype=np.float64) for p in points])
+            centre = ys[NOISE_POINTS // 2]
+            shifted = ys - centre  # the line's residuals do not depend on a constant
+            slope = np.tensordot(ks, shifted, axes=1) / float(np.sum(ks * ks))
+            intercept = np.mean(shifted, axis=0)
+            fitted = intercept + np.multiply.outer(ks, slope)
+            worst = np.max(np.abs(shifted - fitted), axis=0)
+            return np.abs(self.gy) * worst
 
     def step_noise(self, h):
         """Noise seen at the steps of a central difference, from fourth differences over
