@@ -136,6 +136,7 @@ class FuzzSession:
         self.ran = {}  # function -> properties that ran for it
         self.summary = []
         self.built = None  # the report, once written
+        self.strict = not config.getoption("no_strict")  # the precise oracles judge passes again
         self.started = time.time()
         self._current = {}
         self._imprecise = []
@@ -184,7 +185,6 @@ class FuzzSession:
             guard.configure(time_limit=self.config.getoption("fuzz_timeout"))
         except ValueError as e:
             raise pytest.UsageError(f"--fuzz-timeout: {e}") from None
-        checks.configure(strict=not self.config.getoption("no_strict"))
 
     # -- what the property tests use --------------------------------------------------
 
@@ -491,7 +491,7 @@ class _Enrich:
 
 @pytest.fixture(scope="session")
 def gradfuzz(request):
-    """The FuzzSession: `specs` under test, the trusted `pool`, and `count(case)`."""
+    """The FuzzSession: `specs` under test, the trusted `pool`, `strict`, and `count(case)`."""
     return request.config.stash[_SESSION]
 
 

@@ -18,7 +18,7 @@ MAX_CHAIN = 6
 @given(data=st.data())
 def test_gradient(gradfuzz_function, gradfuzz, data):
     case = data.draw(cases(target=gradfuzz_function), label="case")
-    gradfuzz.count(case, check_gradient(case))
+    gradfuzz.count(case, check_gradient(case, strict=gradfuzz.strict))
 
 
 @given(data=st.data())
@@ -26,7 +26,7 @@ def test_gradient_of_chains(gradfuzz_function, gradfuzz, data):
     case = data.draw(
         cases(target=gradfuzz_function, pool=gradfuzz.pool, max_length=MAX_CHAIN), label="case"
     )
-    gradfuzz.count(case, check_gradient(case))
+    gradfuzz.count(case, check_gradient(case, strict=gradfuzz.strict))
 
 
 @given(data=st.data())
