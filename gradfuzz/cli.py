@@ -28,8 +28,15 @@ EXIT_CODES = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A bad command line exits with the usage-error status (4), not argparse's 2."""
+        self.print_usage(sys.stderr)
+        self.exit(pytest.ExitCode.USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gradfuzz",
         description="Fuzz the backward passes of the engine.Function subclasses in each TARGET "
         "and write report.json, report.md, report.html and one replay script per finding.",

@@ -15,7 +15,7 @@ from gradfuzz import oracle
 from gradfuzz.findings import Finding, Kind, encode
 
 # Points of the curve on each side of the counterexample (t = 0).
-HALF_POINTS = 24
+HALF_POINTS = 16
 # The curve spans t in [-SPAN * max(1, |x| on the direction), +...].
 SPAN = 2.0
 # Kinds whose finding is about backward's gradient along a direction: they get a curve.
