@@ -148,11 +148,11 @@ class Terminal:
         if not self.interactive:
             return
         elapsed = time.monotonic() - self.started.get(name, time.monotonic())
-        done = plural(len(self.tests), "Function")  # heard of so far
+        total = len(getattr(self.session, "specs", ()))
         line = (
             f"gradfuzz: {name}: {plural(self.judged.get(name, 0), 'example')} judged, "
             f"{plural(self.tests.get(name, 0), 'test')} done, {elapsed:.0f} s "
-            f"({done} heard of)"
+            f"({len(self.started)} of {plural(total, 'Function')} started)"
         )
         self.reporter.rewrite(_cut(line, self.reporter._tw.fullwidth - 1), erase=True)
         self.progress = True
