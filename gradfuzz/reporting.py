@@ -12,7 +12,7 @@ import time
 import pytest
 from hypothesis import settings
 
-from gradfuzz import html, replay, report
+from gradfuzz import replay, report
 
 
 def placeholder(fuzz):
@@ -77,6 +77,10 @@ def final(fuzz, session, exitstatus):
         built["run"]["complete"] = False
     else:
         replay.verify(built["counterexamples"], fuzz.sources)
+    # Imported only now: Hypothesis draws constants from every local module loaded, so a
+    # module loaded before the tests (in a worker, or under -n 0) would change the ci cases.
+    from gradfuzz import html
+
     files = fuzz._outputs(built)
     report.write(
         built, report_dir, fuzz.sources, files=files, pages={"report.html": html.page(built)}

@@ -177,10 +177,12 @@ class Terminal:
         terminalreporter.write_line(summary_line(built), bold=True)
         run = built["run"]
         if not run.get("complete", True):
-            terminalreporter.write_line(
-                "The run is not complete: "
-                + ("interrupted" if run.get("interrupted") else run.get("stopped") or "see report")
-            )
+            why = "some Functions were not run by every property (-k, -x, a dead worker)"
+            if run.get("interrupted"):
+                why = "interrupted (Ctrl-C)"
+            elif run.get("stopped"):
+                why = run["stopped"]
+            terminalreporter.write_line(f"The run is not complete: {why}.")
         terminalreporter.write_line(f"Report: {os.path.join(report_dir, 'report.md')}")
 
 
