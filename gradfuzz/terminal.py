@@ -106,7 +106,7 @@ class Terminal:
         """No per-test letter: the finding lines and the progress line say what happens."""
         if self.verbose or (report.when != "call" and not report.failed and not report.skipped):
             return None
-        if report.when != "call" and report.failed:
+        if report.when in ("setup", "teardown") and report.failed:
             return "error", "", ""
         return report.outcome, "", ""
 
