@@ -209,17 +209,6 @@ class FuzzSession:
 
     # -- hooks ------------------------------------------------------------------------
 
-    def pytest_report_header(self, config):
-        if not self.fuzzing:
-            return None
-        return [
-            f"gradfuzz: profile={settings.get_current_profile_name()} "
-            f"functions={len(self.specs)} "
-            f"timeout={config.getoption('fuzz_timeout'):g}s "
-            f"strict={'off' if config.getoption('no_strict') else 'on'} "
-            f"report-dir={config.getoption('report_dir')}"
-        ]
-
     def pytest_generate_tests(self, metafunc):
         """A test that takes `gradfuzz_function` runs once per Function under test."""
         if FIXTURE in metafunc.fixturenames:

@@ -16,6 +16,7 @@ import re
 import time
 
 import pytest
+from hypothesis import settings
 
 from gradfuzz.findings import Kind
 from gradfuzz.report import plural, summary_line
@@ -95,6 +96,15 @@ class Terminal:
     @property
     def interactive(self):
         return self.reporter is not None and self.reporter.isatty and not self.verbose
+
+    def pytest_report_header(self, config):
+        return [
+            f"gradfuzz: profile={settings.get_current_profile_name()} "
+            f"functions={len(self.session.specs)} "
+            f"timeout={config.getoption('fuzz_timeout'):g}s "
+            f"strict={'off' if config.getoption('no_strict') else 'on'} "
+            f"report-dir={config.getoption('report_dir')}"
+        ]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session):
