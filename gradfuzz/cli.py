@@ -1,7 +1,10 @@
 """The `gradfuzz` command: fuzz TARGETs with the installed property suite.
 
-    gradfuzz TARGET... [--report-dir D] [--profile P] [--timeout S] [-n N] [--no-strict]
+    gradfuzz TARGET... [--report-dir D] [--profile P] [--timeout S] [-n N]
+                       [--fuzz-seed N] [--min-judged N] [--fail-on imprecise] [--no-strict]
                        [-- PYTEST_ARGS]
+
+The options passed on to the plugin are defined once, in gradfuzz/options.py.
 
 `python -m gradfuzz` is the same program.
 """
@@ -12,7 +15,7 @@ import sys
 
 import pytest
 
-from gradfuzz import guard, profiles
+from gradfuzz import options, profiles
 
 # Exit codes, pytest's own: the command returns what the pytest run returned.
 EXIT_CODES = {
@@ -25,15 +28,22 @@ EXIT_CODES = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A bad command line exits with the usage-error status (4), not argparse's 2."""
+        self.print_usage(sys.stderr)
+        self.exit(pytest.ExitCode.USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gradfuzz",
         description="Fuzz the backward passes of the engine.Function subclasses in each TARGET "
-        "and write report.json, report.md and one replay script per finding.",
-        epilog="exit codes: "
-        + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
-        + ". Options after `--` go to pytest unchanged (e.g. -- -x -v).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "and write report.json, report.md, report.html and one replay script per finding.",
+        epilog="Arguments after `--` go to pytest unchanged (e.g. -- -x -v; -v shows "
+        "Hypothesis's full output).\n\nexit codes:\n"
+        + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "targets",
@@ -41,18 +51,11 @@ def parser():
         metavar="TARGET",
         help="a .py file or a dotted module name, optionally ending in :ClassName",
     )
-    p.add_argument("--report-dir", default="reports", help="where the reports are written")
     p.add_argument(
         "--profile",
         default=None,
         choices=profiles.NAMES,
         help="Hypothesis profile (default: $HYPOTHESIS_PROFILE, else dev)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=guard.DEFAULT_TIME_LIMIT,
-        help="time limit of one forward or backward call, in seconds",
     )
     p.add_argument(
         "-n",
@@ -61,11 +64,7 @@ def parser():
         help="pytest-xdist worker processes: a number, or auto (default: one isolated worker; "
         "0 runs the Functions in this process, without isolation)",
     )
-    p.add_argument(
-        "--no-strict",
-        action="store_true",
-        help="central differences only, without the precise-oracle check",
-    )
+    options.add_to_command(p)
     return p
 
 
@@ -78,14 +77,11 @@ def pytest_args(argv):
         os.path.join(suite, "test_properties.py"),
         "-p",
         "no:cacheprovider",
-        f"--report-dir={args.report_dir}",
-        f"--fuzz-timeout={args.timeout:g}",
         *(["-n", args.workers] if args.workers is not None else []),
     ]
     if args.profile:
         command.append(f"--hypothesis-profile={args.profile}")
-    if args.no_strict:
-        command.append("--no-strict")
+    command += options.pytest_arguments(args)
     for target in args.targets:
         command += ["--fuzz", target]
     return command + argv[split + 1 :]

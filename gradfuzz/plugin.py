@@ -1,10 +1,9 @@
 """The pytest plugin: --fuzz TARGET, one property test instance per Function, and the report.
 
-Options (group "gradfuzz"):
-  --fuzz TARGET         fuzz the Function classes defined in TARGET (repeatable)
-  --report-dir DIR      where report.json, report.md and repro_<id>.py go (default reports)
-  --fuzz-timeout SEC    time limit of one forward or backward call (default 2)
-  --no-strict           central differences only, without the precise-oracle check
+Its options (--fuzz TARGET, --report-dir, --fuzz-timeout, --fuzz-seed,
+--min-judged, --fail-on, --no-strict) are defined once, in gradfuzz/options.py,
+which the `gradfuzz` command reads too. What the run prints is gradfuzz/terminal.py;
+writing the report at the start and end of a session is gradfuzz/reporting.py.
 
 The plugin stays out of the way of other suites: unless --fuzz is given or a
 gradfuzz property (a test that takes the `gradfuzz_function` fixture) is
@@ -27,7 +26,7 @@ import pytest
 from hypothesis import settings
 from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 
-from gradfuzz import checks, guard, profiles, replay, report, targets
+from gradfuzz import checks, curves, guard, options, profiles, report, reporting, targets, terminal
 from gradfuzz.findings import Finding, Kind
 from gradfuzz.registry import default_registry
 
@@ -84,55 +83,7 @@ def hard_timeout(fuzz_timeout):
 
 def pytest_addoption(parser):
     group = parser.getgroup("gradfuzz", "gradient fuzzing of engine.Function subclasses")
-    group.addoption(
-        "--fuzz",
-        action="append",
-        default=[],
-        metavar="TARGET",
-        help="fuzz the Function subclasses defined in TARGET: a .py file or a dotted module, "
-        "optionally ending in :ClassName; repeatable",
-    )
-    group.addoption(
-        "--report-dir",
-        default="reports",
-        metavar="DIR",
-        help="write report.json, report.md and repro_<id>.py here (default: reports)",
-    )
-    group.addoption(
-        "--no-strict",
-        action="store_true",
-        help="judge gradients by central differences alone, without the strict precise-oracle "
-        "check (complex step or Richardson)",
-    )
-    group.addoption(
-        "--fuzz-timeout",
-        type=float,
-        default=guard.DEFAULT_TIME_LIMIT,
-        metavar="SECONDS",
-        help=f"time limit of one forward or backward call (default: {guard.DEFAULT_TIME_LIMIT:g})",
-    )
-    group.addoption(
-        "--fuzz-seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="under a derandomized profile (ci), draw another fixed set of cases (default: 0)",
-    )
-    group.addoption(
-        "--min-judged",
-        type=int,
-        default=report.MIN_JUDGED,
-        metavar="N",
-        help="a Function whose gradient properties judged fewer examples is 'unverified' and "
-        f"fails the run (default: {report.MIN_JUDGED})",
-    )
-    group.addoption(
-        "--fail-on",
-        action="append",
-        default=[],
-        choices=["imprecise"],
-        help="also fail the run on imprecise_gradient notes",
-    )
+    options.add_to_pytest(group)
 
 
 def pytest_configure(config):
@@ -146,6 +97,10 @@ def pytest_configure(config):
     session = FuzzSession(config, fuzzing)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "gradfuzz-session")
+    if fuzzing:
+        config.pluginmanager.register(_Enrich(session), "gradfuzz-enrich")
+        if not hasattr(config, "workerinput"):
+            config.pluginmanager.register(terminal.Terminal(config, session), "gradfuzz-terminal")
 
 
 def _validate_options(config):
@@ -180,6 +135,8 @@ class FuzzSession:
         self.properties = set()  # every property name collected, for `not_run` and `partial`
         self.ran = {}  # function -> properties that ran for it
         self.summary = []
+        self.built = None  # the report, once written
+        self.strict = not config.getoption("no_strict")  # the precise oracles judge passes again
         self.started = time.time()
         self._current = {}
         self._imprecise = []
@@ -228,7 +185,6 @@ class FuzzSession:
             guard.configure(time_limit=self.config.getoption("fuzz_timeout"))
         except ValueError as e:
             raise pytest.UsageError(f"--fuzz-timeout: {e}") from None
-        checks.configure(strict=not self.config.getoption("no_strict"))
 
     # -- what the property tests use --------------------------------------------------
 
@@ -252,17 +208,6 @@ class FuzzSession:
         return notes
 
     # -- hooks ------------------------------------------------------------------------
-
-    def pytest_report_header(self, config):
-        if not self.fuzzing:
-            return None
-        return [
-            f"gradfuzz: profile={settings.get_current_profile_name()} "
-            f"functions={','.join(s.name for s in self.specs)} "
-            f"timeout={config.getoption('fuzz_timeout'):g}s "
-            f"strict={'off' if config.getoption('no_strict') else 'on'} "
-            f"report-dir={config.getoption('report_dir')}"
-        ]
 
     def pytest_generate_tests(self, metafunc):
         """A test that takes `gradfuzz_function` runs once per Function under test."""
@@ -492,75 +437,50 @@ class FuzzSession:
             terminalreporter.write_line(f"gradfuzz: {line}")
 
     def pytest_sessionstart(self, session):
-        """Replace an earlier report by a `finished: false` one before any fuzzing.
-
-        A run killed before its end then leaves a report that says so, never an
-        older run's report looking current.
-        """
         if hasattr(session.config, "workerinput") or not self.fuzzing:
             return
-        none = {"examples": 0, "properties_run": [], "properties": []}
-        run = {"targets": self.config.getoption("fuzz"), "finished": False, "interrupted": False}
-        built = report.build(
-            {s.name: none for s in self.specs},
-            [],
-            report_dir=self.config.getoption("report_dir"),
-            run=run,
-        )
-        built["run"]["complete"] = False
-        report.write(built, self.config.getoption("report_dir"), {})
+        reporting.placeholder(self)
 
     def pytest_sessionfinish(self, session, exitstatus):
-        config = session.config
-        if hasattr(config, "workerinput") or not self.active:
+        if hasattr(session.config, "workerinput") or not self.active:
             return  # an xdist worker (the controller writes the report), or not our run
         self._load()
-        properties = sorted(self.properties)
-        functions = {
-            s.name: {
-                "examples": self.examples.get(s.name, 0),
-                "judged": self.judged.get(s.name, {}),
-                "properties_run": sorted(self.ran.get(s.name, ())),
-                "properties": properties,
-            }
-            for s in self.specs
-        }
-        report_dir = config.getoption("report_dir")
-        run = {
-            "targets": config.getoption("fuzz"),
-            "profile": settings.get_current_profile_name(),
-            "duration_s": round(time.time() - self.started, 3),
-            "cwd": os.getcwd(),
-            "workers": getattr(config.option, "numprocesses", None) or 0,
-            "finished": True,
-            "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
-            "stopped": str(session.shouldstop or session.shouldfail or "") or None,
-        }
-        built = report.build(
-            functions,
-            self.findings,
-            report_dir=report_dir,
-            run=run,
-            rejected=self.rejected,
-            min_judged=config.getoption("min_judged"),
-            fail_on=config.getoption("fail_on"),
-        )
-        if run["interrupted"] or run["stopped"]:
-            built["run"]["complete"] = False
-        else:
-            replay.verify(built["counterexamples"], self.sources)
-        report.write(built, report_dir, self.sources, files=self._outputs(built))
-        if self.output_dir is not None:
-            shutil.rmtree(self.output_dir, ignore_errors=True)
-        if session.exitstatus == 0 and any(
-            row["verdict"] != report.OK for row in built["functions"]
-        ):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.built = reporting.final(self, session, exitstatus)
+
+
+class _Enrich:
+    """Adds the guilty stages and the gradient curve to a failed property test's findings.
+
+    Its wrapper runs innermost, inside the session's guard (time limit, watchdog,
+    captured output), in the process that ran the test: the only one where user
+    code may run again.
+    """
+
+    def __init__(self, session):
+        self.session = session
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item):
+        spec = _spec_of(item)
+        try:
+            return (yield)
+        except BaseException as exc:
+            if spec is not None and isinstance(exc, Exception):
+                specs = {s.name: s for s in (*self.session.pool, *self.session.specs)}
+                kept = dict(guard.rejections)  # the extras must not count as rejections
+                for finding in _findings(exc, spec.name):
+                    try:
+                        curves.enrich(finding, specs)
+                    except Exception as e:  # the extras are a courtesy; the finding stands
+                        finding.numbers["extras_error"] = f"{type(e).__name__}: {e}"
+                guard.rejections.clear()
+                guard.rejections.update(kept)
+            raise
 
 
 @pytest.fixture(scope="session")
 def gradfuzz(request):
-    """The FuzzSession: `specs` under test, the trusted `pool`, and `count(case)`."""
+    """The FuzzSession: `specs` under test, the trusted `pool`, `strict`, and `count(case)`."""
     return request.config.stash[_SESSION]
 
 

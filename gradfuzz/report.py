@@ -155,16 +155,17 @@ def _write(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
-def write(report, report_dir, replay_sources, files=None):
+def write(report, report_dir, replay_sources, files=None, pages=None):
     """Replace the whole set of report files under `report_dir` at once.
 
-    The set is report.json, report.md, repro_<id>.py per finding and the files
-    of `files` ({name: path to copy}). `report_dir` is a symlink to a versioned
-    sibling directory, `.<name>.<random>`: the new set is written and synced
-    into a fresh sibling, a temporary symlink to it replaces `report_dir` by
-    os.replace (an atomic rename), and only then is the old sibling removed. A
-    kill at any moment therefore leaves `report_dir` naming one whole set, old
-    or new; siblings left over by a kill are removed by the next write. A
+    The set is report.json, report.md, repro_<id>.py per finding, the files
+    of `files` ({name: path to copy}) and the texts of `pages` ({name: text}).
+    `report_dir` is a symlink to a versioned sibling directory,
+    `.<name>.<random>`: the new set is written and synced into a fresh
+    sibling, a temporary symlink to it replaces `report_dir` by os.replace (an
+    atomic rename), and only then is the old sibling removed. A kill at any
+    moment therefore leaves `report_dir` naming one whole set, old or new;
+    siblings left over by a kill are removed by the next write. A
     `report_dir` that is still a real directory (an older gradfuzz's) is moved
     aside to `.<name>.old-<random>` first and swapped the same way; a kill in
     between leaves the old set there, and the next write puts it back first.
@@ -180,6 +181,8 @@ def write(report, report_dir, replay_sources, files=None):
         shutil.copyfile(source, os.path.join(new, target))
     _write(os.path.join(new, "report.json"), json.dumps(report, indent=2) + "\n")
     _write(os.path.join(new, "report.md"), markdown(report))
+    for page, text in (pages or {}).items():
+        _write(os.path.join(new, page), text)
     os.chmod(new, 0o755)
     link = os.path.join(parent, f".{name}.link-{os.path.basename(new).rsplit('.', 1)[-1]}")
     os.symlink(os.path.basename(new), link)
@@ -228,7 +231,8 @@ def _remove_siblings(parent, name, keep):
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _number(value):
+def value_text(value):
+    """A value of a finding as the reports print it: 17 digits, the first elements of arrays."""
     if isinstance(value, float):
         return f"{value:.17g}"
     if isinstance(value, dict) and "values" in value:
@@ -241,21 +245,75 @@ def _reasons(rejected):
     return ", ".join(f"{reason}: {n}" for reason, n in rejected.items()) or "-"
 
 
-def markdown(report):
-    """The report for people: a summary table, then one section per finding."""
-    lines = ["# Gradient fuzzing report", ""]
+def plural(n, word, many=None):
+    """'1 Function', '2 Functions', '0 Functions'."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+# A Function's verdict as the summaries count it, in their order; any FAIL counts as "failed".
+COUNTED = [
+    (Outcome.OK, "ok"),
+    (Outcome.FAIL, "failed"),
+    (Outcome.UNVERIFIED, "unverified"),
+    (Outcome.PARTIAL, "partial"),
+    (Outcome.NOT_RUN, "not run"),
+]
+
+
+def tally(report):
+    """{outcome word: number of Functions}, for every word of COUNTED, in its order."""
+    found = {word: 0 for _, word in COUNTED}
+    words = dict(COUNTED)
+    for row in report["functions"]:
+        found[words[Outcome(row["verdict"].split(":")[0])]] += 1
+    return found
+
+
+def summary_line(report):
+    """'42 Functions fuzzed: 20 ok, 22 failed, 0 unverified, 0 partial, 0 not run; 23 findings.'"""
     n = len(report["counterexamples"])
-    fuzzed = len(report["functions"])
-    tally = {}
-    for r in report["functions"]:
-        outcome = r["verdict"].split(":")[0]
-        tally[outcome] = tally.get(outcome, 0) + 1
+    return (
+        f"{plural(len(report['functions']), 'Function')} fuzzed: "
+        + ", ".join(f"{count} {word}" for word, count in tally(report).items())
+        + f"; {plural(n, 'finding')}."
+    )
+
+
+def settings_line(report):
+    """The profile, the seed and the bar for `ok`, as the run recorded them."""
     run = report.get("run", {})
+    seed = run.get("fuzz_seed", 0)
+    if run.get("derandomized", True):
+        drawn = f"seed {seed} (--fuzz-seed; derandomized: the same cases on every run)"
+    else:
+        drawn = "random seeds (the profile is not derandomized)"
+    return (
+        f"Profile {run.get('profile', '?')}, {drawn}; a Function needs "
+        f"{run.get('min_judged', MIN_JUDGED)} judged gradient examples to be ok."
+    )
+
+
+def stage_lines(finding):
+    """What the guilty Function received and returned at each of its stages in a chain."""
+    lines = []
+    n = len(finding["chain"])
+    for stage in finding.get("stages", ()):
+        lines += [
+            f"- at stage {stage['index'] + 1} of {n} ({finding['function']}):",
+            f"  - its input: {value_text(stage['input'])}",
+            f"  - its upstream gy: {value_text(stage['upstream_grad'])}",
+            f"  - its output: {value_text(stage['output'])}",
+        ]
+    return lines
+
+
+def markdown(report):
+    """The report for people: a summary, a table, then one section per finding."""
+    lines = ["# Gradient fuzzing report", ""]
     lines += [
-        f"{fuzzed} function{'s' * (fuzzed != 1)} fuzzed, {n} finding{'s' * (n != 1)}: "
-        + ", ".join(f"{count} {outcome}" for outcome, count in sorted(tally.items()))
-        + f". Profile {run.get('profile', '?')}; a Function needs "
-        f"{run.get('min_judged', MIN_JUDGED)} judged gradient examples to be ok.",
+        summary_line(report),
+        "",
+        settings_line(report),
         "",
         "| function | judged | verdict | not judged |",
         "| --- | ---: | --- | --- |",
@@ -290,10 +348,11 @@ def markdown(report):
             f"- meaning: {KINDS[f['kind']]}",
             f"- property: {', '.join(f['found_by'])}",
             f"- chain: `{' -> '.join(f['chain'])}`",
-            f"- input x: {_number(f['input'])}",
+            f"- input x: {value_text(f['input'])}",
         ]
         if "upstream_grad" in f:
-            lines.append(f"- upstream gy: {_number(f['upstream_grad'])}")
+            lines.append(f"- upstream gy: {value_text(f['upstream_grad'])}")
+        lines += stage_lines(f)
         if "analytic" in f and "tolerance" in f:
             lines += [
                 "",
@@ -301,7 +360,7 @@ def markdown(report):
                 "| ---: | ---: | ---: | ---: | ---: |",
                 "| "
                 + " | ".join(
-                    _number(f[k])
+                    value_text(f[k])
                     for k in ("analytic", "numerical", "abs_error", "rel_error", "tolerance")
                 )
                 + " |",

@@ -127,12 +127,12 @@ def suspicion(g, numerical, noise):
     return np.where(np.isfinite(score), score, -1.0)
 
 
-def check_sweep(case):
+def check_sweep(case, *, strict=True):
     """Judge `case` (a sweep: x holds every binade) element by element where forward is
     elementwise; returns the passing Verdicts, [] when not elementwise.
 
     Elements whose gy f' is not safely finite and normal are left out first, from
-    forward alone.
+    forward alone. `strict` as in check_gradient.
     The most suspicious elements are judged until CANDIDATES pass, at most TRIES of
     them. Raises the Finding of the smallest failing input.
     """
@@ -162,12 +162,12 @@ def check_sweep(case):
         # Among its neighbours (the sweep is sorted: similar magnitudes, so one that
         # underflows in backward does not spoil the judgement), else alone.
         lo, hi = max(i - NEIGHBOURS, 0), min(i + NEIGHBOURS, case.x.size)
-        verdict = judge_gradient(_on_element(case, i, lo, hi))
+        verdict = judge_gradient(_on_element(case, i, lo, hi), strict=strict)
         if verdict.status == Status.REJECT:
             lo, hi = i, i + 1
-            verdict = judge_gradient(_alone(case, i))
+            verdict = judge_gradient(_alone(case, i), strict=strict)
         if verdict.status == Status.FAIL:
-            raise _smallest_failure(case, i, verdict, lo, hi)
+            raise _smallest_failure(case, i, verdict, lo, hi, strict)
         if verdict.status == Status.PASS:
             passed.append(verdict)
             if len(passed) == CANDIDATES:
@@ -212,17 +212,17 @@ def _alone(case, i):
     )
 
 
-def _smallest_failure(case, i, verdict, lo, hi):
+def _smallest_failure(case, i, verdict, lo, hi, strict):
     """The Finding on element i alone (0-d) if it fails there, else on the smallest
     block around it, within x[lo:hi] where it failed, that still fails."""
     alone = _alone(case, i)
-    found = verdict if hi - lo == 1 else judge_gradient(alone)
+    found = verdict if hi - lo == 1 else judge_gradient(alone, strict=strict)
     if found.status == Status.FAIL:
         return mismatch(alone, found)
     while hi - lo > 1:
         middle = (lo + hi) // 2
         a, b = (lo, middle) if i < middle else (middle, hi)
-        found = judge_gradient(_on_element(case, i, a, b))
+        found = judge_gradient(_on_element(case, i, a, b), strict=strict)
         if found.status != Status.FAIL:
             break
         lo, hi, verdict = a, b, found

@@ -20,7 +20,7 @@ MAX_CHAIN = 6
 @given(data=st.data())
 def test_gradient(gradfuzz_function, gradfuzz, data):
     case = data.draw(cases(target=gradfuzz_function), label="case")
-    gradfuzz.count(case, check_gradient(case))
+    gradfuzz.count(case, check_gradient(case, strict=gradfuzz.strict))
 
 
 @given(data=st.data())
@@ -28,7 +28,7 @@ def test_gradient_of_chains(gradfuzz_function, gradfuzz, data):
     case = data.draw(
         cases(target=gradfuzz_function, pool=gradfuzz.pool, max_length=MAX_CHAIN), label="case"
     )
-    gradfuzz.count(case, check_gradient(case))
+    gradfuzz.count(case, check_gradient(case, strict=gradfuzz.strict))
 
 
 @given(data=st.data())
@@ -64,5 +64,5 @@ def test_gradient_across_binades(gradfuzz_function, gradfuzz, data):
     case = data.draw(sweeps(target=gradfuzz_function), label="sweep")
     if case is None:
         return  # not elementwise: the other properties judge it
-    for verdict in check_sweep(case):
+    for verdict in check_sweep(case, strict=gradfuzz.strict):
         gradfuzz.count(case, verdict)

@@ -11,10 +11,12 @@ REPO = os.path.dirname(PROPERTIES)
 EXAMPLES = os.path.join(REPO, "examples")
 
 
-def fuzz(pytester, *targets, source=None, args=(), report_dir="reports"):
+def fuzz(pytester, *targets, source=None, args=(), report_dir="reports", verbose=True):
     """Fuzz `targets` (or a module written from `source`) under the ci profile.
 
-    Returns (pytest's RunResult, the parsed report.json or None).
+    `verbose` runs pytest with -v, which keeps Hypothesis's own failure blocks
+    in the output (some tests read them); without it gradfuzz prints its own
+    one line per finding. Returns (pytest's RunResult, the parsed report.json or None).
     """
     if source is not None:
         path = pytester.path / "throwaway.py"
@@ -28,6 +30,7 @@ def fuzz(pytester, *targets, source=None, args=(), report_dir="reports"):
         "--hypothesis-profile=ci",
         f"--report-dir={pytester.path / report_dir}",
         *fuzzed,
+        *(["-v"] if verbose else []),
         *args,
     )
     path = pytester.path / report_dir / "report.json"
