@@ -250,10 +250,13 @@ def _check_gradient(graph, i, names, x):
     _check_form(name, v, g, names, x)
     upstream = graph.variables[i + 1].grad
     if not np.isfinite(g).all() and np.isfinite(upstream).all() and graph.valid():
-        estimate = _finite_partial(graph.chain[i], v.data, upstream, ~np.isfinite(g))
-        if estimate is None:
+        found = _finite_partial(graph.chain[i], v.data, upstream, ~np.isfinite(g))
+        if found is None:
             guard.reject_example("the true gradient overflows")
-        if abs(estimate) > NEAR_OVERFLOW:
+        estimate, jacobian = found
+        # Judged per unit of upstream gradient too: a correct formula (y / x * gy) may
+        # overflow in its Jacobian factor where a tiny gy brings the product back.
+        if abs(estimate) > NEAR_OVERFLOW or jacobian > NEAR_OVERFLOW:
             guard.reject_example("the true gradient is within 2^10 of overflow")
         raise Finding(
             Kind.NONFINITE_GRADIENT,
@@ -275,7 +278,8 @@ _MAX_PARTIALS = 64
 
 
 def _finite_partial(spec, a, upstream, where):
-    """A finite partial derivative of <upstream, f(a)> at an element in `where`, or None.
+    """(a finite partial derivative of <upstream, f(a)> at an element in `where`, the
+    largest Jacobian entry behind it, per unit of upstream), or None.
 
     None also where the Jacobian entry overflows, even if a zero upstream hides it.
 
@@ -304,8 +308,9 @@ def _finite_partial(spec, a, upstream, where):
             # A zero in upstream must not hide a Jacobian entry that itself overflows.
             weights = np.where(upstream != 0, upstream, 1.0)
             bound = float(np.sum(np.abs(weights * change))) / abs(taken)
+            jacobian = float(np.max(np.abs(change), initial=0.0)) / abs(taken)
         if np.isfinite(partial) and np.isfinite(bound):
-            return partial
+            return partial, jacobian
     return None
 
 
