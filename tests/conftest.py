@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from fuzzer import SharedRuns
+from fuzzer import BACKGROUND, SharedRuns
 
 # Hypothesis draws some values from the constants of the local modules loaded so far.
 # Every xdist worker loads all the catalogues up front, so that the cases a derandomized
@@ -35,8 +35,9 @@ def pytest_configure(config):
 def shared_runs(tmp_path_factory, request):
     """The fuzzer runs of this session, each made once, shared by every xdist worker.
 
-    Under xdist, each worker starts its share of the runs that the collected tests
-    need, in the background, as soon as its first self-test begins.
+    Under xdist, each worker starts its share of the longest runs (fuzzer.BACKGROUND)
+    that the collected tests need, in the background, as soon as its first self-test
+    begins; the other runs are made by the first test that reads them.
     """
     base = tmp_path_factory.getbasetemp()
     worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -44,7 +45,7 @@ def shared_runs(tmp_path_factory, request):
     runs = SharedRuns((base.parent if worker else base) / "shared-fuzz-runs")
     if worker:
         marked = {m.args[0] for i in request.session.items for m in i.iter_markers("shared_run")}
-        needed = [name for name in runs.recipes if name in marked]
+        needed = [name for name in BACKGROUND if name in marked]
         index, count = int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
         for name in needed[index::count]:
             runs.start(name)

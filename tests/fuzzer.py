@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import properties
 
 PROPERTIES = os.path.dirname(os.path.abspath(properties.__file__))
@@ -55,7 +57,8 @@ class Run:
     """One finished fuzzer run: its exit status, terminal output, report and directory."""
 
     ret: int
-    output: str
+    output: str  # stdout
+    errors: str  # stderr
     report: dict | None
     path: Path  # holds throwaway.py (when written from source) and reports/
 
@@ -91,21 +94,34 @@ SMALL = """
 def _catalogue(*names):
     return {
         "targets": tuple(os.path.join(EXAMPLES, f"{name}.py") for name in names),
-        "args": ["-q"],
+        # pytest-timeout's per-test limit (60 s by default) is wall time: on a loaded machine
+        # a long shrink must not read as a hang. The hostile tests check the limits.
+        "args": ("-q", "--timeout=600"),
         "properties_path": CATALOGUE_SUITE,
     }
 
 
-# The shared runs, longest first (xdist workers start them in this order). Each runs as
-# the README's main job does, in one isolated worker, unless its args say otherwise.
+# The shared runs. Each runs as the README's main job does, in one isolated worker, unless
+# its args say otherwise; test modules add theirs with `recipe`.
 RECIPES = {
     "catalogue-wrong-escapes": _catalogue("wrong", "escapes"),
     "catalogue-correct-awkward": _catalogue("correct", "awkward"),
     # SMALL in each way of running it: isolated (the default), in one process, two workers.
     "small": {"source": SMALL},
-    "small-n0": {"source": SMALL, "args": ["-n", "0"]},
-    "small-n2": {"source": SMALL, "args": ["-n", "2"]},
+    "small-n0": {"source": SMALL, "args": ("-n", "0")},
+    "small-n2": {"source": SMALL, "args": ("-n", "2")},
 }
+# The longest runs, which xdist workers start in the background as the session begins, one
+# per worker at a time: more at once would slow every run on a 2-core machine.
+BACKGROUND = ("catalogue-wrong-escapes", "catalogue-correct-awkward")
+
+
+def recipe(name, **how):
+    """Register the shared run `name` (see `SharedRuns._launch` for `how`); returns the
+    mark that says a test reads it, so that xdist workers start it early."""
+    if RECIPES.setdefault(name, how) != how:
+        raise ValueError(f"name={name!r} is already the name of another shared run")
+    return pytest.mark.shared_run(name)
 
 
 class SharedRuns:
@@ -134,7 +150,9 @@ class SharedRuns:
             return
         self._launch(path, **self.recipes[name])
 
-    def _launch(self, path, targets=(), source=None, args=(), properties_path=PROPERTIES):
+    def _launch(
+        self, path, targets=(), source=None, args=(), properties_path=PROPERTIES, pythonpath=None
+    ):
         if source is not None:
             module = path / "throwaway.py"
             module.write_text(textwrap.dedent(source))
@@ -145,10 +163,11 @@ class SharedRuns:
             *[arg for target in targets for arg in ("--fuzz", target)], *args,
         ]  # fmt: skip
         # The exit status is written last, by a rename: once `ret` exists the run is whole.
-        script = f"{shlex.join(command)} > output 2>&1; echo $? > ret.part && mv ret.part ret"
-        child = subprocess.Popen(
-            ["sh", "-c", script], cwd=path, env=unmeasured_env(), start_new_session=True
-        )
+        script = f"{shlex.join(command)} > output 2> errors; echo $? > ret.part && mv ret.part ret"
+        env = unmeasured_env()
+        if pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+        child = subprocess.Popen(["sh", "-c", script], cwd=path, env=env, start_new_session=True)
         self.children.append((child, path))
 
     def get(self, name):
@@ -160,6 +179,7 @@ class SharedRuns:
         return Run(
             int((path / "ret").read_text()),
             (path / "output").read_text(),
+            (path / "errors").read_text(),
             _report(path / "reports" / "report.json"),
             path,
         )
@@ -170,7 +190,7 @@ class SharedRuns:
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
-                (path / "output").write_text("ended by the test session before it finished")
+                (path / "errors").write_text("ended by the test session before it finished")
                 (path / "ret").write_text("-9")  # nobody waits for it forever
             child.wait()
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz
+from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz, recipe
 
 # Each catalogued bug, and the kinds of finding that count as finding it.
 MISMATCH = {"gradient_mismatch"}
@@ -108,7 +108,8 @@ def test_every_wrong_example_is_found_and_shrunk_alone(wrong_run, record_propert
     record_property(
         "gradfuzz_summary", f"kill rate on examples/wrong.py: {len(shortest)}/{len(WRONG)} bugs"
     )
-    assert shortest == {name: 1 for name in WRONG}
+    found = sorted((f["function"], f["kind"], len(f["chain"])) for f in report["counterexamples"])
+    assert shortest == {name: 1 for name in WRONG}, found
     assert all(row["verdict"].startswith("FAIL") for row in _rows(report, WRONG).values())
 
 
@@ -179,9 +180,11 @@ SQUARE_BUGS = """
 """
 
 
-def test_each_gradient_bug_fails_with_a_shrunk_example(pytester):
-    result, report = fuzz(pytester, source=SQUARE_BUGS)
-    result.stdout.fnmatch_lines(
+@recipe("square-bugs", source=SQUARE_BUGS)
+def test_each_gradient_bug_fails_with_a_shrunk_example(shared_runs):
+    run = shared_runs.get("square-bugs")
+    report = run.report
+    pytest.LineMatcher(run.output.splitlines()).fnmatch_lines(
         [
             "*gradient_mismatch in SquareForgetsGy (chain SquareForgetsGy)*",
             "*Failing test case*",
@@ -287,22 +290,28 @@ EXPECTED_KINDS = {
 }
 
 
-def test_each_misbehaving_function_gets_exactly_one_finding_of_its_kind(pytester):
-    result, report = fuzz(pytester, source=MISBEHAVING, args=["--fuzz-timeout=0.5"])
+@recipe("misbehaving", source=MISBEHAVING, args=("--fuzz-timeout=0.5",))
+def test_each_misbehaving_function_gets_exactly_one_finding_of_its_kind(shared_runs):
+    result = shared_runs.get("misbehaving")
+    report = result.report
     kinds = {}
     for f in report["counterexamples"]:
         kinds.setdefault(f["function"], []).append(f["kind"])
     assert kinds == {name: [kind] for name, kind in EXPECTED_KINDS.items()}
-    assert "INTERNALERROR" not in result.stdout.str()
-    assert "fuzzing/" not in result.stdout.str()  # no traceback from the harness
+    assert "INTERNALERROR" not in result.output
+    assert "fuzzing/" not in result.output  # no traceback from the harness
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_a_listed_factory_builds_a_class_that_needs_arguments(pytester):
-    header = MISBEHAVING.split("class RaisesInForward")[0]
-    needs_arguments = "class NeedsArguments" + MISBEHAVING.split("class NeedsArguments")[1]
-    factories = "\n    FUZZ_FACTORIES = {NeedsArguments: lambda: NeedsArguments(3)}\n"
-    result, report = fuzz(pytester, source=header + needs_arguments + factories)
+_HEADER = MISBEHAVING.split("class RaisesInForward")[0]
+_NEEDS_ARGUMENTS = "class NeedsArguments" + MISBEHAVING.split("class NeedsArguments")[1]
+_FACTORIES = "\n    FUZZ_FACTORIES = {NeedsArguments: lambda: NeedsArguments(3)}\n"
+
+
+@recipe("factory", source=_HEADER + _NEEDS_ARGUMENTS + _FACTORIES)
+def test_a_listed_factory_builds_a_class_that_needs_arguments(shared_runs):
+    result = shared_runs.get("factory")
+    report = result.report
     assert report["counterexamples"] == []
     [row] = report["functions"]
     assert row["name"] == "NeedsArguments" and row["examples"] > 0
@@ -380,8 +389,11 @@ def test_a_bad_target_is_a_usage_error_that_names_it(pytester, target, message):
     result.stderr.fnmatch_lines([f"*--fuzz {target}*{message}*"])
 
 
-def test_a_dotted_module_with_a_class_name_is_fuzzed_from_anywhere(pytester):
-    pytester.syspathinsert(REPO)
-    result, report = fuzz(pytester, "examples.correct:Sin", args=["-p", "no:cacheprovider"])
+@recipe(
+    "dotted", targets=("examples.correct:Sin",), args=("-p", "no:cacheprovider"), pythonpath=REPO
+)
+def test_a_dotted_module_with_a_class_name_is_fuzzed_from_anywhere(shared_runs):
+    result = shared_runs.get("dotted")
+    report = result.report
     assert [row["name"] for row in report["functions"]] == ["Sin"]
     assert result.ret == pytest.ExitCode.OK
