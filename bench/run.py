@@ -9,9 +9,11 @@ import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 
@@ -97,6 +99,86 @@ def throughput():
     return rows
 
 
+def _per_example(check, drawn):
+    """Mean CPU seconds of `check` over the drawn cases, and how many it judged.
+
+    CPU time of this process, not wall time: on a shared machine it hardly depends
+    on what the others run.
+    """
+    start = time.process_time()
+    judged = sum(_judged(check, c) for c in drawn)
+    return (time.process_time() - start) / len(drawn), judged
+
+
+def scaling():
+    """Time per gradient example as the chain grows (1 element) and as the array grows
+    (chain of one), judged by check_gradient on drawn cases of Sin, Tanh and Cos.
+
+    Localization: a wrong Sin (wrong by 1e-8 at every element) fails every example, and
+    the fail is bisected down to one element; its cost over the passing check's shows
+    how localization grows with the elements (O(log n) re-judgings of O(n) each).
+    """
+    rows = {"chain": [], "elements": [], "localization": []}
+    for length in (1, 2, 4, 8, 16):
+        strategy = cases(
+            target=TARGET, pool=POOL, min_length=length, max_length=length, shape=(1,)
+        )
+        drawn, _ = _draw(strategy, 40)
+        seconds, judged = _per_example(check_gradient, drawn)
+        rows["chain"].append({"chain": length, "ms_per_example": round(1e3 * seconds, 2),
+                              "judged": judged, "drawn": len(drawn)})  # fmt: skip
+    wrong_sin = FunctionRegistry([wrong.SinSlightlyOff]).specs()[0]
+    for size in (1, 16, 256, 4096):
+        drawn, _ = _draw(cases(target=TARGET, max_length=1, shape=(size,)), 20)
+        seconds, judged = _per_example(check_gradient, drawn)
+        rows["elements"].append({"elements": size, "ms_per_example": round(1e3 * seconds, 2),
+                                 "judged": judged, "drawn": len(drawn)})  # fmt: skip
+        failing, _ = _draw(cases(target=wrong_sin, max_length=1, shape=(size,)), 10)
+        start = time.process_time()
+        for case in failing:
+            _fails(case)
+        fail_s = (time.process_time() - start) / len(failing)
+        rows["localization"].append({
+            "elements": size, "ms_per_failing_example": round(1e3 * fail_s, 2),
+            "over_passing": round(fail_s / seconds, 1),
+            "log2_elements": int(np.log2(size)),
+        })  # fmt: skip
+    return rows
+
+
+def _fails(case):
+    try:
+        check_gradient(case)
+    except (Finding, UnsatisfiedAssumption):
+        return
+
+
+def isolation():
+    """Wall time of the main job (correct.py and wrong.py, ci profile) isolated in one
+    xdist worker with the watchdog (the default), isolated without the watchdog and the
+    per-test limit (--timeout=0), and in one process (-n 0)."""
+    ways = {"isolated": [], "isolated_no_watchdog": ["--timeout=0"], "n0": ["-n", "0"]}
+    result = {}
+    for name, args in ways.items():
+        with tempfile.TemporaryDirectory() as out:
+            start, cpu = time.perf_counter(), _children_cpu()
+            subprocess.run(
+                [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider",
+                 "--hypothesis-profile=ci", f"--report-dir={out}/reports",
+                 "--fuzz", "examples/correct.py", "--fuzz", "examples/wrong.py", *args],
+                cwd=REPO, check=False, capture_output=True,
+            )  # fmt: skip
+            result[f"{name}_s"] = round(time.perf_counter() - start, 1)
+            result[f"{name}_cpu_s"] = round(_children_cpu() - cpu, 1)
+    base = result["n0_s"]
+    result["isolation_overhead"] = round(result["isolated_s"] / base - 1, 3)
+    result["isolation_overhead_cpu"] = round(result["isolated_cpu_s"] / result["n0_cpu_s"] - 1, 3)
+    result["watchdog_overhead"] = round(
+        result["isolated_s"] / result["isolated_no_watchdog_s"] - 1, 3
+    )
+    return result
+
+
 def _judged(check, case):
     """True when `check` judges `case`, False when it rejects it."""
     try:
@@ -156,16 +238,30 @@ def suite_wall_time():
     """Wall time of the tox test command (coverage + pytest) with -n 2 and with -n 0."""
     result = {}
     for workers in ("2", "0"):
-        env = dict(os.environ, HYPOTHESIS_PROFILE="ci", COVERAGE_FILE=os.devnull + ".cov")
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "coverage", "run", "-m", "pytest", "-q", "-n", workers,
-             "-p", "no:warnings", "--hypothesis-profile=ci", "properties", "tests"],
-            cwd=REPO, env=env, check=False, capture_output=True,
-        )  # fmt: skip
-        result[f"n{workers}_s"] = round(time.perf_counter() - start, 1)
+        with tempfile.TemporaryDirectory() as out:
+            env = dict(os.environ, HYPOTHESIS_PROFILE="ci", COVERAGE_FILE=f"{out}/.coverage")
+            start, cpu = time.perf_counter(), _children_cpu()
+            done = subprocess.run(
+                [sys.executable, "-m", "coverage", "run", "-m", "pytest", "-q", "-n", workers,
+                 "-p", "no:warnings", "--hypothesis-profile=ci", f"--report-dir={out}/reports",
+                 "properties", "tests"],
+                cwd=REPO, env=env, check=False, capture_output=True, text=True,
+            )  # fmt: skip
+            result[f"n{workers}_s"] = round(time.perf_counter() - start, 1)
+            result[f"n{workers}_cpu_s"] = round(_children_cpu() - cpu, 1)
+            result[f"n{workers}_exit"] = done.returncode
+            result[f"n{workers}_summary"] = done.stdout.strip().splitlines()[-1:]
     result["speedup"] = round(result["n0_s"] / result["n2_s"], 2)
     return result
+
+
+def _children_cpu():
+    """User and system CPU seconds of the finished child processes, all of them so far.
+
+    On a shared machine wall time depends on the others' load; CPU time much less.
+    """
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def depth():
@@ -188,44 +284,100 @@ def depth():
     return rows
 
 
-def markdown(results):
-    out = [f"Machine: {results['machine']}", ""]
-    out += ["| chain | elements | bare ex/s | gradient ex/s | ratio | traversals ex/s | ratio "
-            "| gradient check / one forward+backward |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for r in results["throughput"]:
+def _throughput_md(rows):
+    out = ["| chain | elements | bare ex/s | gradient ex/s | ratio | traversals ex/s | ratio "
+           "| gradient check / one forward+backward |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for r in rows:
         out.append(
             f"| {r['chain']} | {r['elements']} | {r['bare_per_s']} | {r['gradient_per_s']} | "
             f"{r['gradient_ratio']} | {r['traversals_per_s']} | {r['traversals_ratio']} | "
             f"{r['check_over_pass']}x |"
         )
-    d = results["detection"]
-    out += ["", f"Detect and shrink, {len(d['bugs'])} bugs: median {d['median_s']:.2f} s, "
-            f"worst {d['worst_s']:.2f} s", "", "| bug | property | seconds |",
-            "| --- | --- | ---: |"]  # fmt: skip
-    out += [f"| {r['bug']} | {r['property']} | {r['seconds']} |" for r in d["bugs"]]
-    w = results["suite"]
-    out += ["", f"Test suite (coverage run -m pytest properties tests): -n 2 {w['n2_s']} s, "
-            f"-n 0 {w['n0_s']} s, speed-up {w['speedup']}x"]  # fmt: skip
-    out += ["", "| backward() depth | seconds | peak KiB |", "| ---: | ---: | ---: |"]
-    out += [f"| {r['functions']} | {r['seconds']} | {r['peak_kib']} |" for r in results["depth"]]
-    out += ["", "Sensitivity (x = caught):", "", sensitivity.table(results["sensitivity"])]
+    return out
+
+
+def _detection_md(d):
+    out = [f"Detect and shrink, {len(d['bugs'])} bugs: median {d['median_s']:.2f} s, "
+           f"worst {d['worst_s']:.2f} s", "", "| bug | property | seconds |",
+           "| --- | --- | ---: |"]  # fmt: skip
+    return out + [f"| {r['bug']} | {r['property']} | {r['seconds']} |" for r in d["bugs"]]
+
+
+def _suite_md(w):
+    return [f"Test suite (coverage run -m pytest properties tests): -n 2 {w['n2_s']} s "
+            f"({w['n2_cpu_s']} CPU s, {w['n2_summary']}), -n 0 {w['n0_s']} s "
+            f"({w['n0_cpu_s']} CPU s, {w['n0_summary']}), speed-up {w['speedup']}x"]  # fmt: skip
+
+
+def _scaling_md(sc):
+    out = ["CPU time per gradient example (check_gradient on drawn cases of Sin, Tanh, Cos):",
+           "", "| chain (1 element) | CPU ms / example | judged of drawn |",
+           "| ---: | ---: | ---: |"]  # fmt: skip
+    out += [f"| {r['chain']} | {r['ms_per_example']} | {r['judged']}/{r['drawn']} |"
+            for r in sc["chain"]]  # fmt: skip
+    out += ["", "| elements (chain of 1) | CPU ms / example | judged of drawn "
+            "| CPU ms / failing example (localized) | failing / passing | log2 elements |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for r, loc in zip(sc["elements"], sc["localization"], strict=True):
+        out.append(f"| {r['elements']} | {r['ms_per_example']} | {r['judged']}/{r['drawn']} | "
+                   f"{loc['ms_per_failing_example']} | {loc['over_passing']}x | "
+                   f"{loc['log2_elements']} |")  # fmt: skip
+    return out
+
+
+def _isolation_md(iso):
+    return [f"Main job (correct.py + wrong.py, ci): isolated with watchdog {iso['isolated_s']} s, "
+            f"isolated without watchdog {iso['isolated_no_watchdog_s']} s, -n 0 {iso['n0_s']} s "
+            f"(CPU s: {iso['isolated_cpu_s']}, {iso['isolated_no_watchdog_cpu_s']}, "
+            f"{iso['n0_cpu_s']}): isolation and watchdog cost "
+            f"{100 * iso['isolation_overhead']:.1f}% of the wall time "
+            f"({100 * iso['isolation_overhead_cpu']:.1f}% of the CPU time), the watchdog alone "
+            f"{100 * iso['watchdog_overhead']:.1f}%"]  # fmt: skip
+
+
+def _depth_md(rows):
+    out = ["| backward() depth | seconds | peak KiB |", "| ---: | ---: | ---: |"]
+    return out + [f"| {r['functions']} | {r['seconds']} | {r['peak_kib']} |" for r in rows]
+
+
+def _sensitivity_md(measured):
+    return ["Sensitivity (x = caught):", "", sensitivity.table(measured)]
+
+
+# Each part of the bench: what measures it, and how it prints. `tox -e bench -- out.json
+# --parts=suite,isolation` runs some of them.
+PARTS = {
+    "throughput": (lambda: throughput(), _throughput_md),
+    "detection": (lambda: detection(), _detection_md),
+    "scaling": (lambda: scaling(), _scaling_md),
+    "depth": (lambda: depth(), _depth_md),
+    "sensitivity": (lambda: sensitivity.measure(), _sensitivity_md),
+    "suite": (lambda: suite_wall_time(), _suite_md),
+    "isolation": (lambda: isolation(), _isolation_md),
+}
+
+
+def markdown(results):
+    load = results["load_average_before"][0], results["load_average_after"][0]
+    out = [f"Machine: {results['machine']}; load average before {load[0]:.1f}, after "
+           f"{load[1]:.1f}"
+           " (on a shared machine wall times depend on the others' load, CPU times less)"]
+    for name, (_, show) in PARTS.items():
+        if name in results:
+            out += ["", *show(results[name])]
     return "\n".join(out)
 
 
-def main(path):
+def main(path, parts):
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, numpy {np.__version__}, {platform.platform()}",
-        "throughput": throughput(),
-        "detection": detection(),
-        "depth": depth(),
-        "sensitivity": sensitivity.measure(),
+        "load_average_before": os.getloadavg(),
     }
-    if "--no-suite" not in sys.argv:
-        results["suite"] = suite_wall_time()
-    else:
-        results["suite"] = {"n2_s": None, "n0_s": None, "speedup": None}
+    for name in parts:
+        results[name] = PARTS[name][0]()
+    results["load_average_after"] = os.getloadavg()
     print(markdown(results))
     with open(path, "w") as out:
         json.dump(results, out, indent=2)
@@ -233,4 +385,11 @@ def main(path):
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(args[0] if args else os.path.join(REPO, "bench", "results.json"))
+    chosen = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--parts=")]
+    parts = chosen[0].split(",") if chosen else list(PARTS)
+    if "--no-suite" in sys.argv:
+        parts = [p for p in parts if p not in ("suite", "isolation")]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        sys.exit(f"--parts: unknown {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    main(args[0] if args else os.path.join(REPO, "bench", "results.json"), parts)

@@ -1,5 +1,7 @@
 """Function classes and chains: random compositions of registered Functions."""
 
+import functools
+
 from hypothesis import strategies as st
 
 from strategies._validate import check_bounds
@@ -33,6 +35,16 @@ def chains(*, pool, containing=None, min_length=1, max_length=8):
         return st.lists(st.sampled_from(pool), min_size=min_length, max_size=max_length).map(tuple)
     if not pool:
         return st.just((containing,))
+    # A Spec compares by class and domain, not by factory: the factories are part of the key.
+    factories = tuple(id(spec.factory) for spec in (containing, *pool))
+    return _around_built(containing, tuple(pool), min_length, max_length, factories)
+
+
+# The properties ask for the same chains on every example: building the list strategies
+# (and Hypothesis validating them) on each draw cost more than the gradient check itself.
+# A cached entry keeps its Specs alive, so the ids of their factories stay theirs.
+@functools.lru_cache(maxsize=1024)
+def _around_built(containing, pool, min_length, max_length, factories):
     others = st.sampled_from(pool)
     # Every list strategy the draw may need, built once: (min_size, max_size) -> strategy.
     lists = {

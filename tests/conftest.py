@@ -1,6 +1,9 @@
 """Fixtures of the harness's self-tests."""
 
+import os
+
 import pytest
+from fuzzer import BACKGROUND, SharedRuns
 
 # Hypothesis draws some values from the constants of the local modules loaded so far.
 # Every xdist worker loads all the catalogues up front, so that the cases a derandomized
@@ -20,3 +23,53 @@ def _unmeasured_subprocesses(monkeypatch):
     # strategies/, which the in-process tests measure.
     monkeypatch.delenv("COVERAGE_PROCESS_CONFIG", raising=False)
     monkeypatch.delenv("COVERAGE_PROCESS_START", raising=False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "shared_run(name): the test reads the shared fuzzer run `name` (fuzzer.py)"
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory, request):
+    """The fuzzer runs of this session, each made once, shared by every xdist worker.
+
+    Under xdist, each worker starts its share of the longest runs (fuzzer.BACKGROUND)
+    that the collected tests need, in the background, as soon as its first self-test
+    begins; the other runs are made by the first test that reads them.
+    """
+    base = tmp_path_factory.getbasetemp()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    # Under xdist each worker has its own basetemp; their common parent is the session's.
+    runs = SharedRuns((base.parent if worker else base) / "shared-fuzz-runs")
+    if worker:
+        marked = {m.args[0] for i in request.session.items for m in i.iter_markers("shared_run")}
+        needed = [name for name in BACKGROUND if name in marked]
+        index, count = int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        for name in needed[index::count]:
+            runs.start(name)
+    yield runs
+    runs.stop()
+
+
+@pytest.fixture(autouse=True)
+def _start_shared_runs(shared_runs):
+    """Every self-test asks for the shared runs, so that workers start them at once."""
+
+
+# Modules whose tests run the fuzzer in subprocesses, each taking seconds to minutes.
+_SLOW = ("test_fuzzing.py", "test_hostile.py", "test_report_swap.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The longest tests first, so that xdist's workers end together: the readers of the
+    shared runs, then the other subprocess tests, then the in-process tests (a stable
+    sort)."""
+
+    def rank(item):
+        if item.get_closest_marker("shared_run"):
+            return 0
+        return 1 if item.path.name in _SLOW else 2
+
+    items.sort(key=rank)

@@ -2,7 +2,16 @@
 
 import json
 import os
+import shlex
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 import properties
 
@@ -39,3 +48,155 @@ def fuzz(pytester, *targets, source=None, args=(), report_dir="reports", verbose
 
 def findings_by_function(report):
     return {(f["function"], f["kind"]): f for f in report["counterexamples"]}
+
+
+def unmeasured_env():
+    """The environment without coverage's subprocess hooks (see conftest.py)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS")}
+
+
+@dataclass
+class Run:
+    """One finished fuzzer run: its exit status, terminal output, report and directory."""
+
+    ret: int
+    output: str  # stdout
+    errors: str  # stderr
+    report: dict | None
+    path: Path  # holds throwaway.py (when written from source) and reports/
+
+    @property
+    def reports(self):
+        return self.path / "reports"
+
+
+# Catalogued bugs and correct Functions: the runs the kill rates and false alarms come from.
+CATALOGUE_SUITE = os.path.join(PROPERTIES, "test_properties.py")
+
+SMALL = """
+    import numpy as np
+    from engine import Function
+
+    class Tanh(Function):
+        def forward(self, x):
+            return np.tanh(x)
+
+        def backward(self, gy):
+            y = self.output.data
+            return 1 - y * y * gy
+
+    class Sin(Function):
+        def forward(self, x):
+            return np.sin(x)
+
+        def backward(self, gy):
+            return np.cos(self.input.data) * gy
+"""
+
+
+def _catalogue(*names):
+    return {
+        "targets": tuple(os.path.join(EXAMPLES, f"{name}.py") for name in names),
+        # pytest-timeout's per-test limit (60 s by default) is wall time: on a loaded machine
+        # a long shrink must not read as a hang. The hostile tests check the limits.
+        "args": ("-q", "--timeout=600"),
+        "properties_path": CATALOGUE_SUITE,
+    }
+
+
+# The shared runs. Each runs as the README's main job does, in one isolated worker, unless
+# its args say otherwise; test modules add theirs with `recipe`.
+RECIPES = {
+    "catalogue-wrong-escapes": _catalogue("wrong", "escapes"),
+    "catalogue-correct-awkward": _catalogue("correct", "awkward"),
+    # SMALL in each way of running it: isolated (the default), in one process, two workers.
+    "small": {"source": SMALL},
+    "small-n0": {"source": SMALL, "args": ("-n", "0")},
+    "small-n2": {"source": SMALL, "args": ("-n", "2")},
+}
+# The longest runs, which xdist workers start in the background as the session begins, one
+# per worker at a time: more at once would slow every run on a 2-core machine.
+BACKGROUND = ("catalogue-wrong-escapes", "catalogue-correct-awkward")
+
+
+def recipe(name, **how):
+    """Register the shared run `name` (see `SharedRuns._launch` for `how`); returns the
+    mark that says a test reads it, so that xdist workers start it early."""
+    if RECIPES.setdefault(name, how) != how:
+        raise ValueError(f"name={name!r} is already the name of another shared run")
+    return pytest.mark.shared_run(name)
+
+
+class SharedRuns:
+    """Fuzzer runs made once per test session and shared by every test that reads them.
+
+    Each run lives under `root`, a directory that every xdist worker of the session
+    sees. The first process to claim a run (by creating its directory) makes it in a
+    subprocess; any process asking for it waits for that subprocess's exit status and
+    reads the same files, so a run is never made twice, whatever the scheduling.
+    `start` makes a run in the background, so that xdist workers can begin the long
+    runs at once and go on with other tests meanwhile.
+    """
+
+    def __init__(self, root, recipes=None):
+        self.root = Path(root)
+        self.recipes = RECIPES if recipes is None else recipes
+        self.children = []  # the runs this process started, with their directories
+
+    def start(self, name):
+        """Begin making the run `name` of `recipes` in the background, unless some process
+        already has."""
+        path = self.root / name
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            return
+        self._launch(path, **self.recipes[name])
+
+    def _launch(
+        self, path, targets=(), source=None, args=(), properties_path=PROPERTIES, pythonpath=None
+    ):
+        if source is not None:
+            module = path / "throwaway.py"
+            module.write_text(textwrap.dedent(source))
+            targets = (*targets, str(module))
+        command = [
+            sys.executable, "-m", "pytest", properties_path, "-p", "no:cacheprovider",
+            "-p", "no:randomly", "--hypothesis-profile=ci", f"--report-dir={path / 'reports'}",
+            *[arg for target in targets for arg in ("--fuzz", target)], *args,
+        ]  # fmt: skip
+        # The exit status is written last, by a rename: once `ret` exists the run is whole.
+        script = f"{shlex.join(command)} > output 2> errors; echo $? > ret.part && mv ret.part ret"
+        env = unmeasured_env()
+        if pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+        child = subprocess.Popen(["sh", "-c", script], cwd=path, env=env, start_new_session=True)
+        self.children.append((child, path))
+
+    def get(self, name):
+        """The finished Run `name`, made now (see `start`) if no process has begun it."""
+        self.start(name)
+        path = self.root / name
+        while not (path / "ret").exists():
+            time.sleep(0.1)
+        return Run(
+            int((path / "ret").read_text()),
+            (path / "output").read_text(),
+            (path / "errors").read_text(),
+            _report(path / "reports" / "report.json"),
+            path,
+        )
+
+    def stop(self):
+        """End the runs this process started that are still going (a run cut short by -x)."""
+        for child, path in self.children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                (path / "errors").write_text("ended by the test session before it finished")
+                (path / "ret").write_text("-9")  # nobody waits for it forever
+            child.wait()
+
+
+def _report(path):
+    return json.loads(path.read_text()) if path.exists() else None

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz
+from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz, recipe
 
 # Each catalogued bug, and the kinds of finding that count as finding it.
 MISMATCH = {"gradient_mismatch"}
@@ -75,36 +75,32 @@ def killed(report, expected):
     return shortest
 
 
-def _catalogue_run(tmp_path_factory, *names):
-    """One fuzz of the named example modules under the ci profile: (exit status, report)."""
-    out = tmp_path_factory.mktemp("catalogue") / "reports"
-    suite = os.path.join(REPO, "properties", "test_properties.py")
-    command = [sys.executable, "-m", "pytest", suite, "-p", "no:cacheprovider",
-               "--hypothesis-profile=ci", "-n", "2", "-q", f"--report-dir={out}"]  # fmt: skip
-    for name in names:
-        command += ["--fuzz", os.path.join(EXAMPLES, f"{name}.py")]
-    # Unmeasured, as in conftest.py: coverage is measured on the in-process tests.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS")}
-    ran = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    path = out / "report.json"
-    assert path.exists(), ran.stdout[-3000:] + ran.stderr[-3000:]
-    return ran.returncode, json.loads(path.read_text())
+def _catalogue(shared_runs, name):
+    """One fuzz of example modules under the ci profile (tests/fuzzer.py): (status, report)."""
+    run = shared_runs.get(name)
+    assert run.report is not None, run.output[-6000:]
+    return run.ret, run.report
 
 
-@pytest.fixture(scope="module")
-def wrong_run(tmp_path_factory):
-    return _catalogue_run(tmp_path_factory, "wrong", "escapes")
+WRONG_RUN = pytest.mark.shared_run("catalogue-wrong-escapes")
+CORRECT_RUN = pytest.mark.shared_run("catalogue-correct-awkward")
 
 
-@pytest.fixture(scope="module")
-def correct_run(tmp_path_factory):
-    return _catalogue_run(tmp_path_factory, "correct", "awkward")
+@pytest.fixture
+def wrong_run(shared_runs):
+    return _catalogue(shared_runs, "catalogue-wrong-escapes")
+
+
+@pytest.fixture
+def correct_run(shared_runs):
+    return _catalogue(shared_runs, "catalogue-correct-awkward")
 
 
 def _rows(report, names):
     return {row["name"]: row for row in report["functions"] if row["name"] in names}
 
 
+@WRONG_RUN
 def test_every_wrong_example_is_found_and_shrunk_alone(wrong_run, record_property):
     status, report = wrong_run
     assert status == pytest.ExitCode.TESTS_FAILED
@@ -112,10 +108,12 @@ def test_every_wrong_example_is_found_and_shrunk_alone(wrong_run, record_propert
     record_property(
         "gradfuzz_summary", f"kill rate on examples/wrong.py: {len(shortest)}/{len(WRONG)} bugs"
     )
-    assert shortest == {name: 1 for name in WRONG}
+    found = sorted((f["function"], f["kind"], len(f["chain"])) for f in report["counterexamples"])
+    assert shortest == {name: 1 for name in WRONG}, found
     assert all(row["verdict"].startswith("FAIL") for row in _rows(report, WRONG).values())
 
 
+@WRONG_RUN
 def test_the_escapes_of_the_outside_catalogue_are_found(wrong_run, record_property):
     _, report = wrong_run
     found = killed(report, ESCAPES)
@@ -125,6 +123,7 @@ def test_the_escapes_of_the_outside_catalogue_are_found(wrong_run, record_proper
     assert set(found) == set(ESCAPES)
 
 
+@CORRECT_RUN
 def test_the_correct_and_awkward_examples_fail_nothing(correct_run, record_property):
     status, report = correct_run
     assert {f["kind"] for f in report["counterexamples"]} <= {"imprecise_gradient"}
@@ -170,9 +169,11 @@ SQUARE_BUGS = """
 """
 
 
-def test_each_gradient_bug_fails_with_a_shrunk_example(pytester):
-    result, report = fuzz(pytester, source=SQUARE_BUGS)
-    result.stdout.fnmatch_lines(
+@recipe("square-bugs", source=SQUARE_BUGS)
+def test_each_gradient_bug_fails_with_a_shrunk_example(shared_runs):
+    run = shared_runs.get("square-bugs")
+    report = run.report
+    pytest.LineMatcher(run.output.splitlines()).fnmatch_lines(
         [
             "*gradient_mismatch in SquareForgetsGy (chain SquareForgetsGy)*",
             "*Failing test case*",
@@ -278,83 +279,88 @@ EXPECTED_KINDS = {
 }
 
 
-def test_each_misbehaving_function_gets_exactly_one_finding_of_its_kind(pytester):
-    result, report = fuzz(pytester, source=MISBEHAVING, args=["--fuzz-timeout=0.5"])
+@recipe("misbehaving", source=MISBEHAVING, args=("--fuzz-timeout=0.5",))
+def test_each_misbehaving_function_gets_exactly_one_finding_of_its_kind(shared_runs):
+    result = shared_runs.get("misbehaving")
+    report = result.report
     kinds = {}
     for f in report["counterexamples"]:
         kinds.setdefault(f["function"], []).append(f["kind"])
     assert kinds == {name: [kind] for name, kind in EXPECTED_KINDS.items()}
-    assert "INTERNALERROR" not in result.stdout.str()
-    assert "fuzzing/" not in result.stdout.str()  # no traceback from the harness
+    assert "INTERNALERROR" not in result.output
+    assert "fuzzing/" not in result.output  # no traceback from the harness
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_a_listed_factory_builds_a_class_that_needs_arguments(pytester):
-    header = MISBEHAVING.split("class RaisesInForward")[0]
-    needs_arguments = "class NeedsArguments" + MISBEHAVING.split("class NeedsArguments")[1]
-    factories = "\n    FUZZ_FACTORIES = {NeedsArguments: lambda: NeedsArguments(3)}\n"
-    result, report = fuzz(pytester, source=header + needs_arguments + factories)
+_HEADER = MISBEHAVING.split("class RaisesInForward")[0]
+_NEEDS_ARGUMENTS = "class NeedsArguments" + MISBEHAVING.split("class NeedsArguments")[1]
+_FACTORIES = "\n    FUZZ_FACTORIES = {NeedsArguments: lambda: NeedsArguments(3)}\n"
+
+
+@recipe("factory", source=_HEADER + _NEEDS_ARGUMENTS + _FACTORIES)
+def test_a_listed_factory_builds_a_class_that_needs_arguments(shared_runs):
+    result = shared_runs.get("factory")
+    report = result.report
     assert report["counterexamples"] == []
     [row] = report["functions"]
     assert row["name"] == "NeedsArguments" and row["examples"] > 0
     assert result.ret == pytest.ExitCode.OK
 
 
-SMALL = """
-    import numpy as np
-    from engine import Function
-
-    class Tanh(Function):
-        def forward(self, x):
-            return np.tanh(x)
-
-        def backward(self, gy):
-            y = self.output.data
-            return 1 - y * y * gy
-
-    class Sin(Function):
-        def forward(self, x):
-            return np.sin(x)
-
-        def backward(self, gy):
-            return np.cos(self.input.data) * gy
-"""
+def _deterministic_part(run):
+    """The report's functions and counterexamples, with the run's own directory named RUN
+    (each shared run has its own directory; they hold the same files)."""
+    report = run.report
+    text = json.dumps({k: report[k] for k in ("functions", "counterexamples")}, sort_keys=True)
+    return text.replace(str(run.path), "RUN")
 
 
-def _deterministic_part(report):
-    return json.dumps({k: report[k] for k in ("functions", "counterexamples")}, sort_keys=True)
+# SMALL's three runs (tests/fuzzer.py): isolated (the default, also read by the replay and
+# markdown tests), in one process (-n 0), and on two workers.
+SMALL_RUNS = ["small", "small-n0", "small-n2"]
+SMALL_RUN = pytest.mark.shared_run("small")
 
 
-def test_the_report_is_identical_across_runs_and_worker_counts(pytester):
-    runs = [
-        fuzz(pytester, source=SMALL, args=["-n", "0"])[1],
-        fuzz(pytester, source=SMALL, args=["-n", "0"])[1],
-        fuzz(pytester, source=SMALL, args=["-n", "2"])[1],
-    ]
-    assert runs[0]["counterexamples"], "the run must find Tanh's bug"
+@pytest.fixture
+def small_run(shared_runs):
+    return shared_runs.get("small")
+
+
+@pytest.mark.shared_run("small")
+@pytest.mark.shared_run("small-n0")
+@pytest.mark.shared_run("small-n2")
+def test_the_report_is_identical_across_runs_and_worker_counts(shared_runs):
+    runs = [shared_runs.get(name) for name in SMALL_RUNS]
+    assert runs[0].report["counterexamples"], "the run must find Tanh's bug"
+    assert "RUN/" in _deterministic_part(runs[0])  # the paths are compared too, run-relative
     assert _deterministic_part(runs[0]) == _deterministic_part(runs[1])
     assert _deterministic_part(runs[0]) == _deterministic_part(runs[2])
 
 
-def test_the_replay_script_fails_until_the_bug_is_fixed(pytester):
-    _, report = fuzz(pytester, source=SMALL)
-    [finding] = [f for f in report["counterexamples"] if f["kind"] == "gradient_mismatch"]
-    script = pytester.path / "reports" / f"repro_{finding['id']}.py"
+@SMALL_RUN
+def test_the_replay_script_fails_until_the_bug_is_fixed(small_run):
+    [finding] = [f for f in small_run.report["counterexamples"] if f["kind"] == "gradient_mismatch"]
+    script = small_run.reports / f"repro_{finding['id']}.py"
     replay = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert replay.returncode == 1, replay.stdout + replay.stderr
     assert "analytic" in replay.stdout and "numerical" in replay.stdout
-    module = pytester.path / "throwaway.py"
-    module.write_text(module.read_text().replace("1 - y * y * gy", "(1 - y * y) * gy"))
-    replay = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
-    assert replay.returncode == 0, replay.stdout + replay.stderr
+    # The module is shared with the other readers of this run: fixed here, then restored.
+    module = small_run.path / "throwaway.py"
+    wrong = module.read_text()
+    try:
+        module.write_text(wrong.replace("1 - y * y * gy", "(1 - y * y) * gy"))
+        replay = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+    finally:
+        module.write_text(wrong)
 
 
-def test_the_markdown_report_has_a_summary_and_a_section_per_finding(pytester):
-    _, report = fuzz(pytester, source=SMALL)
-    text = (pytester.path / "reports" / "report.md").read_text()
+@SMALL_RUN
+def test_the_markdown_report_has_a_summary_and_a_section_per_finding(small_run):
+    text = (small_run.reports / "report.md").read_text()
     assert "| Sin | " in text and "| ok |" in text
     assert "## Tanh: gradient_mismatch" in text
-    assert report["counterexamples"][0]["reproduce"] in text
+    assert small_run.report["counterexamples"][0]["reproduce"] in text
 
 
 @pytest.mark.parametrize(
@@ -372,8 +378,11 @@ def test_a_bad_target_is_a_usage_error_that_names_it(pytester, target, message):
     result.stderr.fnmatch_lines([f"*--fuzz {target}*{message}*"])
 
 
-def test_a_dotted_module_with_a_class_name_is_fuzzed_from_anywhere(pytester):
-    pytester.syspathinsert(REPO)
-    result, report = fuzz(pytester, "examples.correct:Sin", args=["-p", "no:cacheprovider"])
+@recipe(
+    "dotted", targets=("examples.correct:Sin",), args=("-p", "no:cacheprovider"), pythonpath=REPO
+)
+def test_a_dotted_module_with_a_class_name_is_fuzzed_from_anywhere(shared_runs):
+    result = shared_runs.get("dotted")
+    report = result.report
     assert [row["name"] for row in report["functions"]] == ["Sin"]
     assert result.ret == pytest.ExitCode.OK
