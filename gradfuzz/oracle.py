@@ -37,6 +37,8 @@ SAFETY = 2  # margin on top of every error estimate
 DIGIT = 0.1  # a verdict needs a tolerance below this fraction of the estimate's scale
 ASYMPTOTIC = 0.25  # D(h) - D(h/2) above this fraction of the scale: h is too large
 KINK_RATIO = 0.75  # a one-sided gap that keeps this fraction of itself per halving is a jump
+# A step ratio off the powers of two, against oscillations whose period divides them.
+OFF_GRID = 2.0**-0.5
 LADDER = [H0 * 2.0**k for k in range(0, -31, -1)]  # h0 down to h0 / 2^30
 CONCLUSIVE = 3  # agreeing windows in a row that end the ladder early
 NOISE_STEP = 2.0**20  # ulps of x between the points of the noise probe
@@ -279,18 +281,20 @@ def estimate(probe):
 def _at_step(probe, h):
     """The Estimate D(h/2) where the steps h, h/2 and h/4 are in the asymptotic regime.
 
-    Its error: the larger of |D(h) - D(h/2)| and 2 |D(h/2) - D(h/4)| (the latter
-    shows output that moves in coarse quanta, as 1 - t*t with t near 1 does), plus
-    the rounding. None where a step is invalid or the regime is not asymptotic.
+    Its error: the larger of |D(h) - D(h/2)|, 2 |D(h/2) - D(h/4)| (the latter
+    shows output that moves in coarse quanta, as 1 - t*t with t near 1 does) and
+    2 |D(h/2) - D(OFF_GRID h/2)| (an oscillation whose period divides the steps
+    h, h/2 and h/4 gives three agreeing differences, but not a fourth off their
+    grid), plus the rounding. None where a step is invalid or the regime is not asymptotic.
     """
-    found = [probe.central(h * 2.0**-k) for k in range(3)]
+    found = [probe.central(h * 2.0**-k) for k in range(3)] + [probe.central(h / 2 * OFF_GRID)]
     if any(f is None for f in found):
         return None
-    (d1, _), (d2, scale), (d3, _) = found
+    (d1, _), (d2, scale), (d3, _), (off, _) = found
     rounding = rounding_error(probe, h / 2) + _drift(probe, h) * found[0][1]
     if not np.isfinite(rounding):
         return None
-    truncation = max(abs(d1 - d2), 2 * abs(d2 - d3))
+    truncation = max(abs(d1 - d2), 2 * abs(d2 - d3), 2 * abs(d2 - off))
     if not _smooth(probe, h / 2, scale, rounding) or truncation > ASYMPTOTIC * scale + rounding:
         return None
     tolerance = SAFETY * (truncation + rounding)
@@ -379,6 +383,9 @@ def _ladder(probe, start):
         if len(window) < 4 or None in window or not _converged(window, noise):
             continue
         (d3, _, _), (d4, scale, h4) = window[2], window[3]
+        off = probe.central(h4 * OFF_GRID)
+        if off is None or abs(off[0] - d4) > max(abs(d3 - d4), rounding):
+            continue  # the window's steps alias an oscillation
         tolerance = SAFETY * (
             abs(d3 - d4) + rounding_error(probe, h4) + rounding_error(probe, 2 * h4)
         )
