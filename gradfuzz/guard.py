@@ -1,12 +1,17 @@
 """Calling user code safely: a time limit per call, and misbehaviour turned into Findings."""
 
+import collections
 import contextlib
 import faulthandler
 import io
+import os
+import pickle
 import signal
+import struct
 import threading
 import time
 
+import numpy as np
 from hypothesis import currently_in_test_context, event, reject
 from hypothesis.errors import UnsatisfiedAssumption
 
@@ -133,6 +138,89 @@ class Watchdog:
 watchdog = Watchdog()
 
 
+class Journal:
+    """What guarded calls were made, for the two readers that cannot ask the process.
+
+    `open(path)` makes every guarded call first write what it is about to run
+    (the stage, the chain, its input x and, for backward, gy)
+    into `path`, in place (one record per forward or backward pass of a chain),
+    so that a controller can read the call that ended a
+    process (os._exit, a crash, the watchdog) with `read(path)`. And each
+    Function keeps its first and last `keep` backward calls (chain, x, gy,
+    traversal), so a finding that needs state kept between calls can be
+    replayed after the calls it needs (`calls(name)`).
+    """
+
+    def __init__(self, keep=16):
+        self.keep = keep
+        self._fd = None
+        self._last = None
+        self._calls = {}
+
+    def open(self, path):
+        self.close()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def restart(self):
+        """A new test: forget the last call, so a death before any call names none."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+        self._last = None
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._last = None
+
+    def record(self, chain, x, gy=None, traversal=None):
+        if gy is not None:
+            call = (list(chain), _real_copy(x), _real_copy(gy), traversal)
+            for name in set(chain):
+                first, last = self._calls.setdefault(
+                    name, ([], collections.deque(maxlen=self.keep))
+                )
+                (first if len(first) < self.keep else last).append(call)
+        if self._fd is None or x is None:
+            return
+        if gy is None and self._last is not None and self._last[0] is x:
+            return  # the next stage of the same forward pass: the record still holds
+        # One record per pass, so a forward pass is named as a whole, not by its first stage.
+        blob = pickle.dumps(
+            {"stage": "forward" if gy is None else "backward", "chain": list(chain),
+             "input": _real_copy(x), "upstream_grad": None if gy is None else _real_copy(gy)},
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )  # fmt: skip
+        os.pwrite(self._fd, struct.pack("<Q", len(blob)) + blob, 0)
+        self._last = (x,) if gy is None else None
+
+    def calls(self, name):
+        """The backward calls kept for `name`: [(chain, x, gy, traversal)], oldest first."""
+        first, last = self._calls.get(name, ([], ()))
+        return first + list(last)
+
+    @staticmethod
+    def read(path):
+        """The last call recorded in `path` as a dict (arrays as ndarrays), or None."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                (n,) = struct.unpack("<Q", head)
+                return pickle.loads(f.read(n))
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+            return None
+
+
+def _real_copy(a):
+    # A complex-step input is recorded by its real part: the point the oracle was at.
+    return np.array(np.real(a), copy=True)
+
+
+journal = Journal()
+
+
 class Output:
     """What user code printed while guarded: the first `keep` characters, a count, a file.
 
@@ -221,11 +309,12 @@ def watch():
         _watching[0] = False
 
 
-def run(call, *, function, stage, chain=(), input=None):
+def run(call, *, function, stage, chain=(), input=None, gy=None, traversal=None):
     """Return `call()`, or raise a Finding that blames a function for a hang or an exception.
 
     `function` is the name to blame, or a callable that takes the exception and
-    returns it. `stage` ("build", "forward" or "backward") picks the kind of
+    returns it. `gy` and `traversal` describe a backward call for the journal.
+    `stage` ("build", "forward" or "backward") picks the kind of
     Finding for an exception. A chain holding a function that hung at this stage
     once in this test raises that timeout Finding again at once instead of
     hanging again.
@@ -235,6 +324,7 @@ def run(call, *, function, stage, chain=(), input=None):
             raise _hangs[name, stage]
     limit = time_limit()
     watchdog.poke()
+    journal.record(chain, input, gy, traversal)
     before = threading.enumerate()
     try:
         with watch(), _redirected():
