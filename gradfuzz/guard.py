@@ -4,8 +4,8 @@ import collections
 import contextlib
 import faulthandler
 import io
-import os
-import pickle
+import math
+import mmap
 import signal
 import struct
 import threading
@@ -151,48 +151,56 @@ class Journal:
     replayed after the calls it needs (`calls(name)`).
     """
 
+    # The journal file's size: room for x and gy of the largest drawn arrays, and more.
+    SIZE = 2**20
+
     def __init__(self, keep=16):
         self.keep = keep
-        self._fd = None
+        self._map = None
         self._last = None
         self._calls = {}
 
     def open(self, path):
+        """Record each pass into `path` from now on: a memory map, so a record costs no call."""
         self.close()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        with open(path, "w+b") as f:
+            f.truncate(self.SIZE)
+            self._map = mmap.mmap(f.fileno(), self.SIZE)
 
     def restart(self):
         """A new test: forget the last call, so a death before any call names none."""
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+        if self._map is not None:
+            self._map[:4] = bytes(4)
         self._last = None
 
     def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._map is not None:
+            self._map.close()
+            self._map = None
         self._last = None
 
     def record(self, chain, x, gy=None, traversal=None):
         if gy is not None:
-            call = (list(chain), _real_copy(x), _real_copy(gy), traversal)
+            call = (list(chain), _real(x).copy(), _real(gy).copy(), traversal)
             for name in set(chain):
                 first, last = self._calls.setdefault(
                     name, ([], collections.deque(maxlen=self.keep))
                 )
                 (first if len(first) < self.keep else last).append(call)
-        if self._fd is None or x is None:
+        if self._map is None or x is None:
             return
-        if gy is None and self._last is not None and self._last[0] is x:
+        if gy is None and self._last is x:
             return  # the next stage of the same forward pass: the record still holds
         # One record per pass, so a forward pass is named as a whole, not by its first stage.
-        blob = pickle.dumps(
-            {"stage": "forward" if gy is None else "backward", "chain": list(chain),
-             "input": _real_copy(x), "upstream_grad": None if gy is None else _real_copy(gy)},
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )  # fmt: skip
-        os.pwrite(self._fd, struct.pack("<Q", len(blob)) + blob, 0)
-        self._last = (x,) if gy is None else None
+        arrays = [_real(x)] if gy is None else [_real(x), _real(gy)]
+        data = b"".join(a.tobytes() for a in arrays)
+        shapes = ";".join(",".join(map(str, a.shape)) for a in arrays)
+        if len(data) > self.SIZE // 2:
+            shapes, data = "-", b""
+        # stage, chain and shapes as one tab-separated line: names of classes hold no tab
+        text = f"{'forward' if gy is None else 'backward'}\t{' '.join(chain)}\t{shapes}".encode()
+        self._map[: 4 + len(text) + len(data)] = struct.pack("<I", len(text)) + text + data
+        self._last = x if gy is None else None
 
     def calls(self, name):
         """The backward calls kept for `name`: [(chain, x, gy, traversal)], oldest first."""
@@ -201,21 +209,33 @@ class Journal:
 
     @staticmethod
     def read(path):
-        """The last call recorded in `path` as a dict (arrays as ndarrays), or None."""
+        """The last pass recorded in `path`: {stage, chain, input, upstream_grad}, or None.
+
+        `input` and `upstream_grad` are float64 ndarrays, or None when not recorded.
+        """
         try:
             with open(path, "rb") as f:
-                head = f.read(8)
-                if len(head) < 8:
-                    return None
-                (n,) = struct.unpack("<Q", head)
-                return pickle.loads(f.read(n))
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+                raw = f.read()
+            (n,) = struct.unpack_from("<I", raw)
+            if n == 0:
+                return None
+            stage, chain, shapes = raw[4 : 4 + n].decode().split("\t")
+        except (OSError, struct.error, ValueError):
             return None
+        arrays, at = [], 4 + n
+        for text in shapes.split(";") if shapes != "-" else []:
+            shape = [int(side) for side in text.split(",") if side]
+            count = math.prod(shape)
+            arrays.append(np.frombuffer(raw, np.float64, count, at).reshape(shape).copy())
+            at += 8 * count
+        arrays += [None] * (2 - len(arrays))
+        return {"stage": stage, "chain": chain.split(), "input": arrays[0],
+                "upstream_grad": arrays[1]}  # fmt: skip
 
 
-def _real_copy(a):
-    # A complex-step input is recorded by its real part: the point the oracle was at.
-    return np.array(np.real(a), copy=True)
+def _real(a):
+    # A complex-step or long double input is recorded as the float64 point it is at.
+    return np.asarray(np.real(a), dtype=np.float64)
 
 
 journal = Journal()

@@ -50,9 +50,15 @@ def dead_worker_finding(name, prop, *, output_dir, worker_id, status, elapsed, h
     kind, why = _death(status, elapsed, hard_limit, _read(watchdog_path(output_dir, worker_id)))
     call = guard.Journal.read(journal_path(output_dir, worker_id))
     if call is None or name not in call["chain"]:
-        finding = Finding(kind, name, f"the worker running {name} {why}", chain=[name])
+        finding = Finding(
+            kind,
+            name,
+            f"the worker running {name} {why}",
+            chain=[name],
+            time_limit=guard.time_limit(),
+        )
     else:
-        numbers = {"stage": call["stage"]}
+        numbers = {"stage": call["stage"], "time_limit": guard.time_limit()}
         if call["upstream_grad"] is not None:
             numbers["upstream_grad"] = call["upstream_grad"]
         finding = Finding(

@@ -73,12 +73,26 @@ def pytest_cmdline_main(config):
         )
     option.timeout_method = "thread"
     if option.timeout is None and not os.environ.get("PYTEST_TIMEOUT"):
-        option.timeout = hard_timeout(option.fuzz_timeout)
+        option.timeout = hard_timeout(option.fuzz_timeout, _max_examples(config))
 
 
-def hard_timeout(fuzz_timeout):
-    """The default hard limit of one property test (pytest-timeout's --timeout), in seconds."""
-    return max(60.0, 30 * fuzz_timeout)
+def hard_timeout(fuzz_timeout, max_examples=60):
+    """The default hard limit of one property test (pytest-timeout's --timeout), in seconds.
+
+    A backstop only: each call is bounded by the alarm and the watchdog's window.
+    So it is generous, for a machine shared and loaded (a ci test can take a
+    minute there), and grows with the profile's examples beyond the ci's 60.
+    """
+    return max(300.0, 150 * fuzz_timeout) * max(1.0, max_examples / 60)
+
+
+def _max_examples(config):
+    """The examples per test of the profile this run will load."""
+    name = config.getoption("hypothesis_profile", None)
+    try:
+        return settings.get_profile(name or profiles.chosen()).max_examples
+    except Exception:  # an unknown profile is reported when it is loaded
+        return settings.default.max_examples
 
 
 def pytest_addoption(parser):
@@ -329,7 +343,9 @@ class FuzzSession:
 
     def _test_limit(self):
         """The hard limit of one property test: pytest-timeout's, else the default one."""
-        return self.config.getoption("timeout", None) or hard_timeout(guard.time_limit())
+        return self.config.getoption("timeout", None) or hard_timeout(
+            guard.time_limit(), settings.default.max_examples
+        )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):

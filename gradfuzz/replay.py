@@ -44,8 +44,13 @@ def _array(finding, key, default):
 STILL_FAILING, PASSES, REJECTED, NOT_STANDALONE = 1, 0, 2, 3
 # Kinds found by a process's end or a hang: replayed in a child process, never at report time.
 PROCESS_KINDS = {"exited", "crashed", "timeout", "interrupted", "leaked_thread"}
-# How long a child replay of a process kind may run: the watchdog's window at the default limit.
-CHILD_LIMIT_S = 4 * guard.DEFAULT_TIME_LIMIT + 2
+
+
+def child_limit(finding):
+    """How long the child replay of a process kind may run: the watchdog's window."""
+    return 4 * finding.get("time_limit", guard.DEFAULT_TIME_LIMIT) + 2
+
+
 _RETURNED = "gradfuzz-replay-returned"
 
 
@@ -65,7 +70,7 @@ def replay(finding, sources):
     passes but the finding was not reproduced when it was reported either (the
     failure needed earlier calls that the report could not find), so a pass
     says nothing about a fix. A finding whose process ended or hung is replayed
-    in a child process: its death or a hang of over CHILD_LIMIT_S s is a failure.
+    in a child process: its death, or a hang longer than the watchdog's window, is a failure.
     """
     if finding["kind"] in PROCESS_KINDS:
         return _in_child(finding, sources)
@@ -134,20 +139,21 @@ def _report(finding, code, found, verdict):
 
 def _in_child(finding, sources):
     """Replay a finding that ended or hung its process in a child, and judge how it ended."""
+    limit = child_limit(finding)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "gradfuzz.replay", "--child"],
             input=json.dumps({"finding": finding, "sources": sources}),
             capture_output=True,
             text=True,
-            timeout=CHILD_LIMIT_S,
+            timeout=limit,
             cwd=os.getcwd(),
             # The repro script put gradfuzz on sys.path; the child needs it too.
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
     except subprocess.TimeoutExpired as e:
         print(_text(e.stdout), end="")
-        print(f"still failing: the replay did not end within {CHILD_LIMIT_S:g} s; it was killed")
+        print(f"still failing: the replay did not end within {limit:g} s; it was killed")
         return STILL_FAILING
     lines = done.stdout.splitlines()
     if lines and lines[-1].startswith(_RETURNED):
@@ -266,6 +272,7 @@ def main(mode):
     given = json.load(sys.stdin)
     sources = {k: tuple(v) for k, v in given["sources"].items()}
     if mode == "--child":  # a process kind's replay: say how it returned, if it does
+        guard.configure(time_limit=given["finding"].get("time_limit", guard.DEFAULT_TIME_LIMIT))
         code = _report(given["finding"], *_outcome(given["finding"], sources))
         print(f"\n{_RETURNED} {code}", flush=True)
         return code
