@@ -167,6 +167,27 @@ def test_a_dead_workers_repro_fails_while_the_function_still_ends_its_process(ho
     assert "still failing" in done.stdout
 
 
+# The rows a process survives by itself: under -n 0 they must be findings all the same.
+SURVIVABLE = ["CallsSysExit", "LeavesAThread", "RaisesKeyboardInterrupt", "WrongControl"]
+
+
+def test_without_workers_the_survivable_rows_are_findings_and_the_run_still_exits(tmp_path):
+    names = [*SURVIVABLE, "Okay"]
+    command = _command(tmp_path / "reports", ["-n", "0"])
+    command = [arg for arg in command if arg not in ("--fuzz", HOSTILE)]
+    command += [arg for name in names for arg in ("--fuzz", f"{HOSTILE}:{name}")]
+    start = time.monotonic()
+    done = subprocess.run(  # LeavesAThread's thread must not keep the process alive
+        command, cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=BOUND_S
+    )
+    assert time.monotonic() - start < BOUND_S
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout[-2000:]
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    verdicts = {r["name"]: r["verdict"] for r in report["functions"]}
+    assert verdicts == {**{n: f"FAIL: {EXPECTED[n]}" for n in SURVIVABLE}, "Okay": "ok"}
+    assert report["run"]["finished"] is True and report["run"]["complete"] is True
+
+
 def test_without_workers_a_hang_in_c_still_ends_the_run_and_the_report_says_where(tmp_path):
     targets = ["--fuzz", f"{HOSTILE}:Okay", "--fuzz", f"{HOSTILE}:HangsInC"]
     command = _command(tmp_path / "reports", ["-n", "0"])
