@@ -139,16 +139,15 @@ watchdog = Watchdog()
 
 
 class Journal:
-    """What guarded calls were made, for the two readers that cannot ask the process.
+    """What guarded calls were made, for two readers that cannot ask the process itself.
 
-    `open(path)` makes every guarded call first write what it is about to run
-    (the stage, the chain, its input x and, for backward, gy)
-    into `path`, in place (one record per forward or backward pass of a chain),
-    so that a controller can read the call that ended a
-    process (os._exit, a crash, the watchdog) with `read(path)`. And each
-    Function keeps its first and last `keep` backward calls (chain, x, gy,
-    traversal), so a finding that needs state kept between calls can be
-    replayed after the calls it needs (`calls(name)`).
+    After `open(path)`, each forward or backward pass of a chain first writes
+    what it is about to run (the stage, the chain, its input x and, for
+    backward, gy) over the previous record in `path`, so that a controller can
+    read with `read(path)` the pass that ended a process (os._exit, a crash,
+    the watchdog). And each Function keeps its first and last `keep` backward
+    calls (chain, x, gy, traversal), so that a finding which needs state kept
+    between calls can be replayed after the calls it needs (`calls(name)`).
     """
 
     # The journal file's size: room for x and gy of the largest drawn arrays, and more.
@@ -180,6 +179,7 @@ class Journal:
         self._last = None
 
     def record(self, chain, x, gy=None, traversal=None):
+        """Note a pass of `chain` on `x` (a backward pass when `gy` is given) before it runs."""
         if gy is not None:
             call = (list(chain), _real(x).copy(), _real(gy).copy(), traversal)
             for name in set(chain):
