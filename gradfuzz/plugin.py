@@ -83,7 +83,9 @@ def hard_timeout(fuzz_timeout, max_examples=60):
     So it is generous, for a machine shared and loaded (a ci test can take a
     minute there), and grows with the profile's examples beyond the ci's 60.
     """
-    return max(300.0, 150 * fuzz_timeout) * max(1.0, max_examples / 60)
+    # Five times the limit of old, written with its numbers: Hypothesis mixes the numeric
+    # constants of local modules into its draws, so a new one would change the ci cases.
+    return 5 * max(60.0, 30 * fuzz_timeout) * max(1.0, max_examples / 60)
 
 
 def _max_examples(config):
