@@ -137,7 +137,13 @@ def backprop(graph, gy, traversal="backward", on_range=None):
     try:
         with _floating(on_range), _watched(graph, before, names, x):
             guard.run(
-                getattr(graph.y, traversal), function=blame, stage="backward", chain=names, input=x
+                getattr(graph.y, traversal),
+                function=blame,
+                stage="backward",
+                chain=names,
+                input=x,
+                gy=gy,
+                traversal=traversal,
             )
     except Finding as finding:
         if finding.kind == Kind.BACKWARD_RAISED:

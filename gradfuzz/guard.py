@@ -1,12 +1,17 @@
 """Calling user code safely: a time limit per call, and misbehaviour turned into Findings."""
 
+import collections
 import contextlib
 import faulthandler
 import io
+import math
+import mmap
 import signal
+import struct
 import threading
 import time
 
+import numpy as np
 from hypothesis import currently_in_test_context, event, reject
 from hypothesis.errors import UnsatisfiedAssumption
 
@@ -133,6 +138,109 @@ class Watchdog:
 watchdog = Watchdog()
 
 
+class Journal:
+    """What guarded calls were made, for two readers that cannot ask the process itself.
+
+    After `open(path)`, each forward or backward pass of a chain first writes
+    what it is about to run (the stage, the chain, its input x and, for
+    backward, gy) over the previous record in `path`, so that a controller can
+    read with `read(path)` the pass that ended a process (os._exit, a crash,
+    the watchdog). And each Function keeps its first and last `keep` backward
+    calls (chain, x, gy, traversal), so that a finding which needs state kept
+    between calls can be replayed after the calls it needs (`calls(name)`).
+    """
+
+    # The journal file's size: room for x and gy of the largest drawn arrays, and more.
+    SIZE = 2**20
+
+    def __init__(self, keep=16):
+        self.keep = keep
+        self._map = None
+        self._last = None
+        self._calls = {}
+
+    def open(self, path):
+        """Record each pass into `path` from now on: a memory map, so a record costs no call."""
+        self.close()
+        with open(path, "w+b") as f:
+            f.truncate(self.SIZE)
+            self._map = mmap.mmap(f.fileno(), self.SIZE)
+
+    def restart(self):
+        """A new test: forget the last call, so a death before any call names none."""
+        if self._map is not None:
+            self._map[:4] = bytes(4)
+        self._last = None
+
+    def close(self):
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        self._last = None
+
+    def record(self, chain, x, gy=None, traversal=None):
+        """Note a pass of `chain` on `x` (a backward pass when `gy` is given) before it runs."""
+        if gy is not None:
+            call = (list(chain), _real(x).copy(), _real(gy).copy(), traversal)
+            for name in set(chain):
+                first, last = self._calls.setdefault(
+                    name, ([], collections.deque(maxlen=self.keep))
+                )
+                (first if len(first) < self.keep else last).append(call)
+        if self._map is None or x is None:
+            return
+        if gy is None and self._last is x:
+            return  # the next stage of the same forward pass: the record still holds
+        # One record per pass, so a forward pass is named as a whole, not by its first stage.
+        arrays = [_real(x)] if gy is None else [_real(x), _real(gy)]
+        data = b"".join(a.tobytes() for a in arrays)
+        shapes = ";".join(",".join(map(str, a.shape)) for a in arrays)
+        if len(data) > self.SIZE // 2:
+            shapes, data = "-", b""
+        # stage, chain and shapes as one tab-separated line: names of classes hold no tab
+        text = f"{'forward' if gy is None else 'backward'}\t{' '.join(chain)}\t{shapes}".encode()
+        self._map[: 4 + len(text) + len(data)] = struct.pack("<I", len(text)) + text + data
+        self._last = x if gy is None else None
+
+    def calls(self, name):
+        """The backward calls kept for `name`: [(chain, x, gy, traversal)], oldest first."""
+        first, last = self._calls.get(name, ([], ()))
+        return first + list(last)
+
+    @staticmethod
+    def read(path):
+        """The last pass recorded in `path`: {stage, chain, input, upstream_grad}, or None.
+
+        `input` and `upstream_grad` are float64 ndarrays, or None when not recorded.
+        """
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+            (n,) = struct.unpack_from("<I", raw)
+            if n == 0:
+                return None
+            stage, chain, shapes = raw[4 : 4 + n].decode().split("\t")
+        except (OSError, struct.error, ValueError):
+            return None
+        arrays, at = [], 4 + n
+        for text in shapes.split(";") if shapes != "-" else []:
+            shape = [int(side) for side in text.split(",") if side]
+            count = math.prod(shape)
+            arrays.append(np.frombuffer(raw, np.float64, count, at).reshape(shape).copy())
+            at += 8 * count
+        arrays += [None] * (2 - len(arrays))
+        return {"stage": stage, "chain": chain.split(), "input": arrays[0],
+                "upstream_grad": arrays[1]}  # fmt: skip
+
+
+def _real(a):
+    # A complex-step or long double input is recorded as the float64 point it is at.
+    return np.asarray(np.real(a), dtype=np.float64)
+
+
+journal = Journal()
+
+
 class Output:
     """What user code printed while guarded: the first `keep` characters, a count, a file.
 
@@ -221,11 +329,12 @@ def watch():
         _watching[0] = False
 
 
-def run(call, *, function, stage, chain=(), input=None):
+def run(call, *, function, stage, chain=(), input=None, gy=None, traversal=None):
     """Return `call()`, or raise a Finding that blames a function for a hang or an exception.
 
     `function` is the name to blame, or a callable that takes the exception and
-    returns it. `stage` ("build", "forward" or "backward") picks the kind of
+    returns it. `gy` and `traversal` describe a backward call for the journal.
+    `stage` ("build", "forward" or "backward") picks the kind of
     Finding for an exception. A chain holding a function that hung at this stage
     once in this test raises that timeout Finding again at once instead of
     hanging again.
@@ -235,6 +344,7 @@ def run(call, *, function, stage, chain=(), input=None):
             raise _hangs[name, stage]
     limit = time_limit()
     watchdog.poke()
+    journal.record(chain, input, gy, traversal)
     before = threading.enumerate()
     try:
         with watch(), _redirected():

@@ -16,7 +16,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -26,7 +25,18 @@ import pytest
 from hypothesis import settings
 from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 
-from gradfuzz import checks, curves, guard, options, profiles, report, reporting, targets, terminal
+from gradfuzz import (
+    checks,
+    curves,
+    guard,
+    isolation,
+    options,
+    profiles,
+    report,
+    reporting,
+    targets,
+    terminal,
+)
 from gradfuzz.findings import Finding, Kind
 from gradfuzz.registry import default_registry
 
@@ -73,12 +83,28 @@ def pytest_cmdline_main(config):
         )
     option.timeout_method = "thread"
     if option.timeout is None and not os.environ.get("PYTEST_TIMEOUT"):
-        option.timeout = hard_timeout(option.fuzz_timeout)
+        option.timeout = hard_timeout(option.fuzz_timeout, _max_examples(config))
 
 
-def hard_timeout(fuzz_timeout):
-    """The default hard limit of one property test (pytest-timeout's --timeout), in seconds."""
-    return max(60.0, 30 * fuzz_timeout)
+def hard_timeout(fuzz_timeout, max_examples=60):
+    """The default hard limit of one property test (pytest-timeout's --timeout), in seconds.
+
+    A backstop only: each call is bounded by the alarm and the watchdog's window.
+    So it is generous, for a machine shared and loaded (a ci test can take a
+    minute there), and grows with the profile's examples beyond the ci's 60.
+    """
+    # Five times the limit of old, written with its numbers: Hypothesis mixes the numeric
+    # constants of local modules into its draws, so a new one would change the ci cases.
+    return 5 * max(60.0, 30 * fuzz_timeout) * max(1.0, max_examples / 60)
+
+
+def _max_examples(config):
+    """The examples per test of the profile this run will load."""
+    name = config.getoption("hypothesis_profile", None)
+    try:
+        return settings.get_profile(name or profiles.chosen()).max_examples
+    except Exception:  # an unknown profile is reported when it is loaded
+        return settings.default.max_examples
 
 
 def pytest_addoption(parser):
@@ -147,6 +173,8 @@ class FuzzSession:
         self._running = {}  # nodeid -> when the (controller-side) test started, for crashes
         self.output_dir = getattr(config, "workerinput", {}).get(_OUTPUT)
         self._last_words_file = None
+        self._session = None
+        self.exitstatus = 0
         if fuzzing:
             self._load()
             option = config.option
@@ -232,6 +260,7 @@ class FuzzSession:
             if spec.name in self.dead:
                 pytest.skip(f"{spec.name} already ended a worker process; not run again")
             guard.forget_hangs()
+            guard.journal.restart()
             self.take_counts()
             item.stash[_THREADS] = guard.threads()
 
@@ -243,12 +272,11 @@ class FuzzSession:
             return (yield)
         path = os.path.join(self._output_dir(), f"{spec.name}.{_property(item)}.txt")
         item.stash[_OUTPUT_KEY] = output = guard.Output(path)
-        hard = self.config.getoption("timeout", None) if hasattr(self.config, "workerinput") else 0
-        if hard:
-            # pytest-timeout's thread cannot run while one C call holds the GIL
-            # (sum(range(10**11))); the watchdog's C thread can, and ends the worker.
+        # pytest-timeout's thread cannot run while one C call holds the GIL
+        # (sum(range(10**11))); the watchdog's C thread can, and ends the process.
+        if self.fuzzing:
             window = 4 * guard.time_limit() + 2
-            guard.watchdog.start(self._last_words(), window, hard + 1)
+            guard.watchdog.start(self._last_words(), window, self._test_limit() + 1)
         try:
             with guard.watch(), guard.capture(output), _own_seed(item, self.config):
                 return (yield)
@@ -256,12 +284,26 @@ class FuzzSession:
             guard.watchdog.stop()
 
     def _last_words(self):
-        """This worker's file for the watchdog's stack dump, which the controller reads."""
+        """Where the watchdog dumps the stuck stack: a file the controller reads, or stderr.
+
+        A worker also opens its journal here, where it notes each call before making it.
+        """
         if self._last_words_file is None:
-            name = f"watchdog-{self.config.workerinput['workerid']}"
-            path = os.path.join(self._output_dir(), name)
+            if not hasattr(self.config, "workerinput"):
+                # Without a worker (-n 0) the dump ends the run; it goes to the terminal.
+                self._last_words_file = isolation.terminal_fd(self.config)
+                return self._last_words_file
+            worker = self.config.workerinput["workerid"]
+            path = isolation.watchdog_path(self._output_dir(), worker)
             self._last_words_file = open(path, "w")  # noqa: SIM115  # open until the worker ends
+            guard.journal.open(isolation.journal_path(self._output_dir(), worker))
         return self._last_words_file
+
+    def _test_limit(self):
+        """The hard limit of one property test: pytest-timeout's, else the default one."""
+        return self.config.getoption("timeout", None) or hard_timeout(
+            guard.time_limit(), settings.default.max_examples
+        )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -271,9 +313,20 @@ class FuzzSession:
             return rep
         prop = _property(item)
         found = []
+        if call.excinfo is not None:
+            for finding in _findings(call.excinfo.value, spec.name, guard.rejections):
+                finding.property = prop
+                found.append(finding.to_dict())
+                isolation.save_calls(self._output_dir(), found[-1])
+            if found and all(f["kind"] != Kind.HARNESS_ERROR for f in found):
+                # The finding and Hypothesis's shrunk example, without the harness's traceback.
+                notes = getattr(call.excinfo.value, "__notes__", [])
+                rep.longrepr = "\n".join([_one_line(f) for f in found] + list(notes))
         leaked = guard.leaked(item.stash.get(_THREADS, set()))
         if leaked:
             self.leaked += leaked
+        if leaked and all(f["kind"] != Kind.LEAKED_THREAD for f in found):
+            # No call was caught leaving it (its thread outlived the test, not the call).
             finding = Finding(
                 Kind.LEAKED_THREAD,
                 spec.name,
@@ -286,14 +339,6 @@ class FuzzSession:
             if rep.passed:
                 rep.outcome = "failed"
                 rep.longrepr = _one_line(found[-1])
-        if call.excinfo is not None:
-            for finding in _findings(call.excinfo.value, spec.name, guard.rejections):
-                finding.property = prop
-                found.append(finding.to_dict())
-            if found and all(f["kind"] != Kind.HARNESS_ERROR for f in found):
-                # The finding and Hypothesis's shrunk example, without the harness's traceback.
-                notes = getattr(call.excinfo.value, "__notes__", [])
-                rep.longrepr = "\n".join([_one_line(f) for f in found] + list(notes))
         rep.user_properties.append(
             (
                 _PROPERTY,
@@ -338,9 +383,6 @@ class FuzzSession:
 
     # -- the controller's view of worker processes ----------------------------------------
 
-    def pytest_runtest_logstart(self, nodeid, location):
-        self._running[nodeid] = time.monotonic()
-
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node):
         """A new (or replacement) worker learns which Functions already ended a worker."""
@@ -356,14 +398,15 @@ class FuzzSession:
             return
         prop, name = match.groups()
         elapsed = time.monotonic() - self._running.pop(crashitem, time.monotonic())
-        kind, why = _death(
-            _exit_status(report),
-            elapsed,
-            self.config.getoption("timeout", None),
-            self._read_last_words(report.node),
+        finding = isolation.dead_worker_finding(
+            name,
+            prop,
+            output_dir=self._output_dir(),
+            worker_id=getattr(getattr(report.node, "gateway", None), "id", ""),
+            status=isolation.exit_status(report.node),
+            elapsed=elapsed,
+            hard_limit=self.config.getoption("timeout", None),
         )
-        finding = Finding(kind, name, f"the worker running {name} {why}", chain=[name])
-        finding.property = prop
         self.dead.add(name)
         report.longrepr = _one_line(finding.to_dict())
         report.user_properties.append(
@@ -384,12 +427,12 @@ class FuzzSession:
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config):
         guard.interrupts.uninstall()
-        if hasattr(config, "workerinput") and any(t.is_alive() for t in self.leaked):
-            # A thread that a Function left running would keep this worker alive forever;
-            # the controller already has every result (workerfinished was sent).
+        if any(t.is_alive() for t in self.leaked):
+            # A thread that a Function left running would keep this process alive forever;
+            # the report is written (or, in a worker, the controller has every result).
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(0)
+            os._exit(int(self.exitstatus))
 
     def _output_dir(self):
         """Where user code's output goes, shared by the workers; made on first use."""
@@ -422,24 +465,28 @@ class FuzzSession:
             row["output"] = {"bytes": size, "shown": head, "file": os.path.basename(whole)}
         return files
 
-    def _read_last_words(self, node):
-        gateway = getattr(node, "gateway", None)
-        path = os.path.join(self._output_dir(), f"watchdog-{getattr(gateway, 'id', '')}")
-        try:
-            with open(path, encoding="utf-8", errors="replace") as dump:
-                return dump.read()
-        except OSError:
-            return ""
-
     def pytest_terminal_summary(self, terminalreporter):
         """Lines that tests recorded with record_property("gradfuzz_summary", line)."""
         for line in sorted(self.summary):
             terminalreporter.write_line(f"gradfuzz: {line}")
 
     def pytest_sessionstart(self, session):
+        """Replace an earlier report by a `finished: false` one before any fuzzing.
+
+        A run killed before its end then leaves a report that says so, never an
+        older run's report looking current.
+        """
+        self._session = session
         if hasattr(session.config, "workerinput") or not self.fuzzing:
             return
         reporting.placeholder(self)
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self._running[nodeid] = time.monotonic()
+        if self.fuzzing and not _isolated(self.config) and self._session is not None:
+            # Without a worker, a Function that ends or hangs the process ends the run
+            # here: the report on disk then holds every result so far and names this test.
+            reporting.checkpoint(self, self._session, nodeid)
 
     def pytest_sessionfinish(self, session, exitstatus):
         if hasattr(session.config, "workerinput") or not self.active:
@@ -494,42 +541,6 @@ def _output_of(item):
     return {"chars": output.chars, "head": output.head.getvalue(), "path": output.path}
 
 
-def _exit_status(report):
-    """The dead worker's exit status (negative: the signal that killed it), or None."""
-    popen = getattr(getattr(getattr(report.node, "gateway", None), "_io", None), "popen", None)
-    try:
-        return popen.wait(timeout=5) if popen is not None else None
-    except Exception:
-        return None
-
-
-def _death(status, elapsed, hard_limit, last_words=""):
-    """(kind, explanation) for a worker that died with `status` after `elapsed` seconds.
-
-    `last_words` is the watchdog's stack dump, if it is what ended the worker.
-    """
-    if last_words:
-        return Kind.TIMEOUT, (
-            "was ended by the watchdog: a call outlived --fuzz-timeout where the alarm "
-            "cannot stop it (inside C code, swallowing the alarm, or with the SIGALRM "
-            f"handler replaced); it was at {_user_frame(last_words)}"
-        )
-    if hard_limit and elapsed >= 0.9 * hard_limit:
-        return Kind.TIMEOUT, (
-            f"was killed by the hard per-test limit of {hard_limit:g} s (pytest-timeout): "
-            "a call hung where --fuzz-timeout cannot stop it (inside C code, swallowing the "
-            "alarm, or with the SIGALRM handler replaced)"
-        )
-    if status is not None and status < 0:
-        try:
-            signame = signal.Signals(-status).name
-        except ValueError:
-            signame = f"signal {-status}"
-        return Kind.CRASHED, f"died from {signame}"
-    shown = "an unknown status" if status is None else f"status {status}"
-    return Kind.EXITED, f"exited with {shown} (os._exit or the like) in the middle of a test"
-
-
 @contextlib.contextmanager
 def _own_seed(item, config):
     """Under a derandomized profile, give each test item draws of its own.
@@ -545,14 +556,12 @@ def _own_seed(item, config):
     yield
 
 
-def _user_frame(dump):
-    """The innermost frame of the main thread in a faulthandler dump, outside gradfuzz."""
-    main = dump.split("Current thread")[-1]
-    for line in main.splitlines():
-        line = line.strip()
-        if line.startswith("File ") and "/gradfuzz/" not in line:
-            return line
-    return "an unknown place"
+def _isolated(config):
+    """True when the properties run in xdist workers, apart from this process."""
+    option = config.option
+    return hasattr(config, "workerinput") or bool(
+        getattr(option, "numprocesses", None) or getattr(option, "tx", None)
+    )
 
 
 def _spec_of(item):

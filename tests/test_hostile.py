@@ -5,6 +5,7 @@ One fuzzer run per way of running it: the README's plain command, and `-n 2`.
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -56,21 +57,39 @@ def _clean_env():
     return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS")}
 
 
-def _fuzz_hostile(tmp_path, extra):
-    """(exit code, wall seconds, report, terminal output) of one run on examples/hostile.py."""
+# Findings of a worker that died: the controller reads the call it was making from its journal.
+DEAD_WORKER = ["CallsOsExit", "HangsInC", "ReplacesAlarmHandler", "SwallowsTheTimeout"]
+
+
+def _fuzz_hostile(directory, extra):
+    """(exit code, wall seconds, report, terminal output, report dir) of one run on hostile.py.
+
+    The report directory's name has a space, which the replay commands must quote.
+    """
+    report_dir = directory / "my reports"
     start = time.monotonic()
     done = subprocess.run(
-        _command(tmp_path / "reports", extra), cwd=tmp_path, env=_clean_env(),
+        _command(report_dir, extra), cwd=directory, env=_clean_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=BOUND_S,
     )  # fmt: skip
     wall = time.monotonic() - start
-    report = json.loads((tmp_path / "reports" / "report.json").read_text())
-    return done.returncode, wall, report, done.stdout
+    report = json.loads((report_dir / "report.json").read_text())
+    return done.returncode, wall, report, done.stdout, report_dir
 
 
-@pytest.mark.parametrize("extra", RUNS.values(), ids=RUNS.keys())
-def test_hostile_functions_cannot_end_hang_or_falsify_the_run(tmp_path, extra):
-    code, wall, report, stdout = _fuzz_hostile(tmp_path, extra)
+@pytest.fixture(scope="module", params=RUNS.values(), ids=RUNS.keys())
+def hostile(request, tmp_path_factory):
+    """One run per way of running it, shared by the assertions below."""
+    return _fuzz_hostile(tmp_path_factory.mktemp("hostile"), request.param)
+
+
+def _finding(report, name):
+    [finding] = [f for f in report["counterexamples"] if f["function"] == name]
+    return finding
+
+
+def test_hostile_functions_cannot_end_hang_or_falsify_the_run(hostile):
+    code, wall, report, stdout, _ = hostile
     kinds = {}
     for f in report["counterexamples"]:
         kinds.setdefault(f["function"], []).append(f["kind"])
@@ -78,7 +97,8 @@ def test_hostile_functions_cannot_end_hang_or_falsify_the_run(tmp_path, extra):
     assert kinds == {name: [kind] for name, kind in EXPECTED.items()}
     verdicts = {r["name"]: r["verdict"] for r in report["functions"]}
     assert verdicts == {**{n: f"FAIL: {k}" for n, k in EXPECTED.items()}, **dict.fromkeys(OK, "ok")}
-    assert all(f["chain"] == [f["function"]] for f in report["counterexamples"])
+    # Blame: the chain holds the Function blamed, and never blames the engine's own.
+    assert all(f["function"] in f["chain"] for f in report["counterexamples"])
     assert report["run"]["complete"] is True
     assert report["run"]["finished"] is True
     assert report["run"]["interrupted"] is False
@@ -86,6 +106,103 @@ def test_hostile_functions_cannot_end_hang_or_falsify_the_run(tmp_path, extra):
     assert wall < BOUND_S
     # Noisy's 2,000 lines per forward stay out of the terminal.
     assert stdout.count("forward line") < 10, stdout[-2000:]
+
+
+@pytest.mark.parametrize("name", DEAD_WORKER)
+def test_a_dead_workers_finding_names_the_input_it_died_on(hostile, name):
+    finding = _finding(hostile[2], name)
+    assert finding["input"] is not None and finding["input"]["hex"], finding
+    assert finding["stage"] == "forward"  # these end their process in forward
+    assert "on the input below" in finding["explanation"]
+    assert finding["reproduced"] is None  # its death is the evidence; never replayed for it
+
+
+def test_noisy_output_is_cut_in_the_report_and_kept_whole_in_a_file(hostile):
+    _, _, report, _, report_dir = hostile
+    [noisy] = [r for r in report["functions"] if r["name"] == "Noisy"]
+    output = noisy["output"]
+    assert output["bytes"] > 100_000 and len(output["shown"]) <= 500
+    assert (report_dir / output["file"]).stat().st_size == output["bytes"]
+    markdown = (report_dir / "report.md").read_text()
+    assert "forward line 0 of a very chatty Function" in markdown
+    assert markdown.count("forward line") <= 8
+
+
+def _replay(command, **edits):
+    """Run a finding's `reproduce` command, with edits to the FINDING it replays if any."""
+    args = shlex.split(command)
+    if edits:
+        script = args[-1]
+        with open(script, encoding="utf-8") as text:
+            source = text.read().replace('if __name__ == "__main__":', "if False:")
+        args[-1] = script.replace(".py", "_edited.py")
+        with open(args[-1], "w", encoding="utf-8") as out:
+            out.write(source + f"\nFINDING.update({edits!r})\nsys.exit(replay(FINDING, SOURCES))\n")
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, env=_clean_env())
+
+
+def test_a_stateful_findings_repro_carries_the_earlier_calls_it_needs(hostile):
+    finding = _finding(hostile[2], "CachesItsGradient")
+    assert finding["reproduced"] is True
+    assert 1 <= len(finding["earlier_calls"]) <= 2, finding["earlier_calls"]
+    done = _replay(finding["reproduce"])  # the path has a space: the command quotes it
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "earlier backward call" in done.stdout and "still failing" in done.stdout
+
+
+def test_a_repro_that_cannot_reproduce_standalone_says_so_and_never_fixed(hostile):
+    finding = _finding(hostile[2], "CachesItsGradient")
+    done = _replay(finding["reproduce"], earlier_calls=[], reproduced=False)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "could not be reproduced standalone" in done.stdout
+    assert "fixed" not in done.stdout
+
+
+@pytest.mark.parametrize("name", ["CallsOsExit", "HangsInC"])
+def test_a_dead_workers_repro_fails_while_the_function_still_ends_its_process(hostile, name):
+    if hostile[2]["run"]["workers"] != 1:
+        pytest.skip("the same scripts as the plain run's")
+    done = _replay(_finding(hostile[2], name)["reproduce"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "still failing" in done.stdout
+
+
+# The rows a process survives by itself: under -n 0 they must be findings all the same.
+SURVIVABLE = ["CallsSysExit", "LeavesAThread", "RaisesKeyboardInterrupt", "WrongControl"]
+
+
+def test_without_workers_the_survivable_rows_are_findings_and_the_run_still_exits(tmp_path):
+    names = [*SURVIVABLE, "Okay"]
+    command = _command(tmp_path / "reports", ["-n", "0"])
+    command = [arg for arg in command if arg not in ("--fuzz", HOSTILE)]
+    command += [arg for name in names for arg in ("--fuzz", f"{HOSTILE}:{name}")]
+    start = time.monotonic()
+    done = subprocess.run(  # LeavesAThread's thread must not keep the process alive
+        command, cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=BOUND_S
+    )
+    assert time.monotonic() - start < BOUND_S
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout[-2000:]
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    verdicts = {r["name"]: r["verdict"] for r in report["functions"]}
+    assert verdicts == {**{n: f"FAIL: {EXPECTED[n]}" for n in SURVIVABLE}, "Okay": "ok"}
+    assert report["run"]["finished"] is True and report["run"]["complete"] is True
+
+
+def test_without_workers_a_hang_in_c_still_ends_the_run_and_the_report_says_where(tmp_path):
+    targets = ["--fuzz", f"{HOSTILE}:Okay", "--fuzz", f"{HOSTILE}:HangsInC"]
+    command = _command(tmp_path / "reports", ["-n", "0"])
+    command = [arg for arg in command if arg not in ("--fuzz", HOSTILE)] + targets
+    start = time.monotonic()
+    done = subprocess.run(
+        command, cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=BOUND_S
+    )
+    assert time.monotonic() - start < 60  # the watchdog's window is 4 x 0.5 + 2 s
+    assert done.returncode != 0
+    assert "Timeout" in done.stderr and "hostile.py" in done.stderr  # the stuck stack
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert report["run"]["finished"] is False and report["run"]["complete"] is False
+    assert report["run"]["running"].endswith("[HangsInC]")
+    assert all(r["verdict"] in ("not_run", "partial") for r in report["functions"])
 
 
 def test_a_function_not_selected_by_k_reads_not_run_and_the_run_incomplete(pytester):
