@@ -30,6 +30,7 @@ from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 from gradfuzz import checks, guard, profiles, replay, report, targets
 from gradfuzz.findings import Finding, Kind
 from gradfuzz.registry import default_registry
+from strategies.dezero import shipped
 
 profiles.register()
 
@@ -204,7 +205,7 @@ class FuzzSession:
         chosen = self.config.getoption("fuzz")
         if chosen:
             try:
-                registry, sources = targets.registry_for(chosen)
+                registry, sources = targets.registry_for(chosen, shipped=shipped)
             except targets.TargetError as e:
                 raise pytest.UsageError(str(e)) from None
         else:
