@@ -36,16 +36,27 @@ def broadcastable_shapes(*, count, min_dims=0, max_dims=4, max_side=4):
     """Tuples of `count` shapes that broadcast together.
 
     Bounds: `min_dims` (default 0) to `max_dims` (default 4) dimensions, sides
-    1 to `max_side` (default 4); shapes differ in length and in sides of 1.
-    Shrinks toward equal 0-d shapes.
+    1 to `max_side` (default 4), around a drawn shape that they broadcast to;
+    shapes differ in length and in sides of 1. Shrinks toward equal 0-d shapes.
     """
     check_bounds(count=count, min_dims=min_dims, max_dims=max_dims, max_side=max_side)
     if count < 1:
         raise ValueError(f"count={count} must be at least 1")
     if max_side < 1:
         raise ValueError(f"max_side={max_side} must be at least 1")
-    return hnp.mutually_broadcastable_shapes(
-        num_shapes=count, min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=max_side
+    base = hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=max_side)
+    if count == 1:
+        return base.map(lambda shape: (shape,))
+    # Sides drawn around a full-sized base shape: without one, most sides would be 1.
+    return base.flatmap(
+        lambda shape: hnp.mutually_broadcastable_shapes(
+            num_shapes=count,
+            base_shape=shape,
+            min_dims=min_dims,
+            max_dims=max_dims,
+            min_side=1,
+            max_side=max_side,
+        )
     ).map(lambda found: found.input_shapes)
 
 
