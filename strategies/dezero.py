@@ -94,7 +94,8 @@ def _batch_shapes(draw):
 def _kernel(draw, shapes, pair=True):
     h, w = shapes[0][2:]
     kernel, stride, pad = draw(kernels(h, w))
-    if not pair and draw(st.booleans()) and kernel[0] == kernel[1]:
+    square = kernel[0] == kernel[1] and stride[0] == stride[1] and pad[0] == pad[1]
+    if not pair and square and draw(st.booleans()):
         return kernel[0], stride[0], pad[0]
     return kernel, stride, pad
 
