@@ -39,6 +39,7 @@ from gradfuzz import (
 )
 from gradfuzz.findings import Finding, Kind
 from gradfuzz.registry import default_registry
+from strategies.dezero import shipped
 
 profiles.register()
 
@@ -189,7 +190,7 @@ class FuzzSession:
         chosen = self.config.getoption("fuzz")
         if chosen:
             try:
-                registry, sources = targets.registry_for(chosen)
+                registry, sources = targets.registry_for(chosen, shipped=shipped)
             except targets.TargetError as e:
                 raise pytest.UsageError(str(e)) from None
         else:

@@ -3,7 +3,8 @@
 import inspect
 from dataclasses import dataclass, field
 
-from engine import Function
+from gradfuzz import adapters
+from gradfuzz.signature import Signature, factory_takes_shapes, signature
 
 # The module-level name under which a target lists zero-argument factories for
 # classes whose constructor needs arguments: {ClassName: lambda: ClassName(3)}.
@@ -23,10 +24,40 @@ class Spec:
     factory: object = field(compare=False)
     domain: tuple = (None, None)
     problem: str | None = None
+    adapter: object = field(default=None, compare=False)  # None: the stage-1 engine
+    signature: Signature = field(default=Signature(), compare=False)
 
     def make(self):
         if self.problem:
             raise TypeError(self.problem)
+        return self.factory()
+
+    @property
+    def chainable(self):
+        """True for a one-input engine Function built without arguments: the chain properties.
+
+        Every other Function (several inputs, another engine, parameters drawn from
+        the input shapes) goes through the graph properties instead.
+        """
+        return (
+            (self.adapter is None or self.adapter.name == "engine")
+            and self.signature == Signature()
+            and self.signature.shapes is None
+            and self.signature.build is None
+            and not self.draws_parameters
+        )
+
+    @property
+    def draws_parameters(self):
+        """True when the factory is `lambda draw, shapes: ...`."""
+        return self.factory is not self.cls and factory_takes_shapes(self.factory)
+
+    def make_for(self, draw, shapes):
+        """A fresh instance for inputs of `shapes`, drawing its parameters with `draw`."""
+        if self.problem:
+            raise TypeError(self.problem)
+        if self.draws_parameters:
+            return self.factory(draw, shapes)
         return self.factory()
 
     def __repr__(self):
@@ -37,14 +68,9 @@ class Spec:
 
 
 def is_concrete(obj):
-    """True for a Function subclass that defines its own forward and is not abstract."""
-    return (
-        inspect.isclass(obj)
-        and issubclass(obj, Function)
-        and obj is not Function
-        and obj.forward is not Function.forward
-        and not inspect.isabstract(obj)
-    )
+    """True for a Function subclass of an adapted engine that defines its own forward."""
+    adapter = adapters.for_class(obj) if inspect.isclass(obj) else None
+    return adapter is not None and adapter.concrete(obj)
 
 
 def defined_in(module):
@@ -91,8 +117,10 @@ class FunctionRegistry:
         for cls in classes:
             self.add(cls, factory=(factories or {}).get(cls))
 
-    def add(self, cls, *, factory=None):
-        """Register `cls`; `factory` is a zero-argument callable for classes that need arguments."""
+    def add(self, cls, *, factory=None, fuzz_spec=None):
+        """Register `cls`; `factory` is a zero-argument callable for classes that need arguments,
+        or `lambda draw, shapes: ...` that draws them; `fuzz_spec` is its FUZZ_SPEC entry.
+        """
         if not is_concrete(cls):
             raise TypeError(
                 f"{cls!r} is not a concrete engine.Function subclass with its own forward"
@@ -102,6 +130,10 @@ class FunctionRegistry:
             domain = declared_domain(cls)
         except ValueError as e:
             domain, problem = (None, None), str(e)
+        try:
+            declared = signature(cls, fuzz_spec)
+        except ValueError as e:
+            declared, problem = Signature(), problem or str(e)
         if factory is None:
             if _needs_arguments(cls):
                 problem = problem or (
@@ -114,7 +146,8 @@ class FunctionRegistry:
         name = cls.__qualname__
         if any(s.name == name and s.cls is not cls for s in self._specs.values()):
             name = f"{cls.__module__}.{cls.__qualname__}"
-        self._specs[cls] = Spec(name, cls, factory, domain, problem)
+        adapter = adapters.for_class(cls)
+        self._specs[cls] = Spec(name, cls, factory, domain, problem, adapter, declared)
         return self._specs[cls]
 
     def specs(self):

@@ -4,6 +4,7 @@ import concurrent.futures
 import faulthandler
 import json
 import os
+import pickle
 import subprocess
 import sys
 
@@ -13,10 +14,13 @@ from hypothesis.errors import UnsatisfiedAssumption
 from gradfuzz import graph as chains
 from gradfuzz import guard, targets
 from gradfuzz.checks import CHECKS
+from gradfuzz.dag import Call
 from gradfuzz.findings import Finding, decode, encode
+from gradfuzz.joint import GRAPH_CHECKS
 from gradfuzz.registry import FunctionRegistry, default_registry
 from strategies.arrays import valid_input
 from strategies.cases import Case
+from strategies.graphs import GraphCase
 
 
 class _Specs:
@@ -75,6 +79,8 @@ def replay(finding, sources):
     if finding["kind"] in PROCESS_KINDS:
         return _in_child(finding, sources)
     faulthandler.dump_traceback_later(60, exit=True)
+    if finding["property"] in GRAPH_CHECKS:
+        return _replay_call(finding, sources)
     return _report(finding, *_outcome(finding, sources))
 
 
@@ -171,6 +177,39 @@ def _text(output):
     if isinstance(output, bytes):
         return output.decode(errors="replace")
     return output or ""
+
+
+def _replay_call(finding, sources):
+    """`replay` for a graph property: the pickled Function instance on its exact inputs."""
+    [spec] = _Specs(sources)(finding["chain"])
+    print(f"replaying {finding['kind']} in {finding['function']}({finding.get('parameters', {})})")
+    if finding.get("instance") is None or "inputs" not in finding:
+        print("cannot replay: the Function instance could not be pickled when it was found")
+        return REJECTED
+    try:
+        call = Call(
+            spec,
+            pickle.loads(bytes.fromhex(finding["instance"])),
+            [decode(a) for a in finding["inputs"]],
+            finding.get("differentiated"),
+            finding.get("program"),
+        )
+        chain = (call.packed_spec(),)
+        x = call.pack()
+        gy = _array(finding, "upstream_grad", None)
+        d = _array(finding, "direction", np.ones_like(x))
+        if gy is None:
+            gy = np.full(chains.build(chain, x).y.data.shape, 1.5)
+        verdict = GRAPH_CHECKS[finding["property"]](GraphCase(spec.name, call, chain, x, gy, d))
+    except Finding as f:
+        print(f"still failing: {f.summary()}")
+        return STILL_FAILING
+    except UnsatisfiedAssumption:
+        print("the check rejects this input now (a kink, overflow or the domain's edge)")
+        return REJECTED
+    print(f"  analytic  = {verdict.analytic!r}\n  numerical = {verdict.numerical!r}")
+    print("passes: the bug is fixed")
+    return PASSES
 
 
 def verify(findings, sources, *, calls=None, timeout=60, workers=None):

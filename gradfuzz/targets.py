@@ -6,7 +6,9 @@ import importlib.util
 import os
 import sys
 
+from gradfuzz import adapters
 from gradfuzz.registry import FACTORIES_NAME, FunctionRegistry, defined_in, is_concrete
+from gradfuzz.signature import SPEC_NAME
 
 
 class TargetError(ValueError):
@@ -47,12 +49,15 @@ def load_module(source):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                adapters.prepare(f.read())
             spec.loader.exec_module(module)
         except (Exception, SystemExit, KeyboardInterrupt) as e:
             del sys.modules[name]
             raise TargetError(f"--fuzz {source}: importing it {_what(e)}") from e
         return module
     try:
+        adapters.prepare(source)
         return importlib.import_module(source)
     except SystemExit as e:
         raise TargetError(f"--fuzz {source}: importing it {_what(e)}") from e
@@ -69,16 +74,27 @@ def _what(exc):
     return f"raised {type(exc).__name__}: {exc}"
 
 
-def classes(target):
-    """The Function classes TARGET selects, with the module's factories and the source string."""
+def classes(target, shipped=None):
+    """The Function classes TARGET selects, with the module's factories and the source string.
+
+    `shipped(module)`, when given, returns ({name: factory}, {name: fuzz spec}) that
+    the project ships for a module it knows (dezero's); the module's own win.
+    """
+    return [(cls, factory, source) for cls, factory, _, source in _selected(target, shipped)]
+
+
+def _selected(target, shipped=None):
     source, name = split(target)
     module = load_module(source)
     factories = getattr(module, FACTORIES_NAME, {})
-    if not isinstance(factories, dict):
-        raise TargetError(
-            f"--fuzz {target}: {FACTORIES_NAME} is {type(factories).__name__}; it must be a dict "
-            "{Class: zero-argument factory}"
-        )
+    declared = getattr(module, SPEC_NAME, {})
+    for what, value in ((FACTORIES_NAME, factories), (SPEC_NAME, declared)):
+        if not isinstance(value, dict):
+            raise TargetError(
+                f"--fuzz {target}: {what} is {type(value).__name__}; it must be a dict "
+                + ("{Class: factory}" if what == FACTORIES_NAME else "{Class: {key: value}}")
+            )
+    known_factories, known_specs = shipped(module) if shipped is not None else ({}, {})
     found = defined_in(module)
     if name is not None:
         obj = getattr(module, name, None)
@@ -90,23 +106,27 @@ def classes(target):
         if not is_concrete(obj):
             raise TargetError(
                 f"--fuzz {target}: {name} is not a concrete engine.Function subclass "
-                "with its own forward"
+                "(nor a dezero.Function one) with its own forward"
             )
         found = [obj]
     if not found:
         raise TargetError(
             f"--fuzz {target}: {source} defines no concrete engine.Function subclass "
-            "(classes imported into it are not fuzzed)"
+            "(nor a dezero.Function one; classes imported into it are not fuzzed)"
         )
-    by_name = {getattr(k, "__name__", k): v for k, v in factories.items()}
-    return [(cls, by_name.get(cls.__name__), source) for cls in found]
+    by_name = {**known_factories, **{getattr(k, "__name__", k): v for k, v in factories.items()}}
+    specs = {**known_specs, **{getattr(k, "__name__", k): v for k, v in declared.items()}}
+    return [(cls, by_name.get(cls.__name__), specs.get(cls.__name__), source) for cls in found]
 
 
-def registry_for(targets):
-    """A FunctionRegistry of every class the TARGETs select, and {name: (source, class name)}."""
+def registry_for(targets, shipped=None):
+    """A FunctionRegistry of every class the TARGETs select, and {name: (source, class name)}.
+
+    `shipped` is passed on to `classes`.
+    """
     registry, sources = FunctionRegistry(), {}
     for target in targets:
-        for cls, factory, source in classes(target):
-            spec = registry.add(cls, factory=factory)
+        for cls, factory, declared, source in _selected(target, shipped):
+            spec = registry.add(cls, factory=factory, fuzz_spec=declared)
             sources[spec.name] = (source, cls.__qualname__)
     return registry, sources

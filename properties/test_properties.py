@@ -6,6 +6,7 @@ gradfuzz plugin parametrizes `gradfuzz_function` and provides `gradfuzz`, the
 session that counts the examples.
 """
 
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -17,14 +18,22 @@ from strategies.sweeps import sweeps
 MAX_CHAIN = 6
 
 
+def _chainable(spec):
+    """Skip a Function that only the graph properties (test_graphs.py) can take."""
+    if not spec.chainable:
+        pytest.skip("not a one-input engine Function: the graph properties judge it")
+
+
 @given(data=st.data())
 def test_gradient(gradfuzz_function, gradfuzz, data):
+    _chainable(gradfuzz_function)
     case = data.draw(cases(target=gradfuzz_function), label="case")
     gradfuzz.count(case, check_gradient(case, strict=gradfuzz.strict))
 
 
 @given(data=st.data())
 def test_gradient_of_chains(gradfuzz_function, gradfuzz, data):
+    _chainable(gradfuzz_function)
     case = data.draw(
         cases(target=gradfuzz_function, pool=gradfuzz.pool, max_length=MAX_CHAIN), label="case"
     )
@@ -33,6 +42,7 @@ def test_gradient_of_chains(gradfuzz_function, gradfuzz, data):
 
 @given(data=st.data())
 def test_traversals_agree(gradfuzz_function, gradfuzz, data):
+    _chainable(gradfuzz_function)
     case = data.draw(
         cases(target=gradfuzz_function, pool=gradfuzz.pool, max_length=MAX_CHAIN), label="case"
     )
@@ -42,6 +52,7 @@ def test_traversals_agree(gradfuzz_function, gradfuzz, data):
 
 @given(data=st.data())
 def test_invariants_hold(gradfuzz_function, gradfuzz, data):
+    _chainable(gradfuzz_function)
     case = data.draw(
         cases(target=gradfuzz_function, pool=gradfuzz.pool, max_length=MAX_CHAIN), label="case"
     )
@@ -61,6 +72,7 @@ _SWEEPS = settings(
 @_SWEEPS
 @given(data=st.data())
 def test_gradient_across_binades(gradfuzz_function, gradfuzz, data):
+    _chainable(gradfuzz_function)
     case = data.draw(sweeps(target=gradfuzz_function), label="sweep")
     if case is None:
         return  # not elementwise: the other properties judge it

@@ -1,0 +1,217 @@
+"""The check of the graph properties: every input's gradient, alone and all together.
+
+A Function with several inputs is judged along one random direction q through
+all of its differentiated inputs at once, and along q restricted to each input
+alone, so that a wrong gradient of any one input fails on its own and is named.
+The oracle is the chains' (`oracle.estimate`, forward evaluations only) applied
+to the packed call of `gradfuzz.dag`; an example it cannot judge is rejected.
+"""
+
+import numpy as np
+from hypothesis import event, note, target
+
+from gradfuzz import graph as chains
+from gradfuzz import oracle
+from gradfuzz.checks import CONSISTENCY, SAFETY_ON_ROUNDING, _cancellation_floor, step_scales
+from gradfuzz.findings import Finding, Kind
+from gradfuzz.guard import reject_example, tell
+from gradfuzz.verdicts import Status, Verdict
+
+# Backward's own rounding through an adapter cannot be rerun in long double, so a
+# mismatch must also exceed this many epsilons of the terms' magnitude, |<g, q>|'s
+# parts and the oracle's scale: a wrong formula is off by O(1) of them, rounding is not.
+BACKWARD_ULPS = 64
+# A correct backward may overflow in an intermediate value where the true derivative is
+# this close to the largest float (as the chains' checks allow).
+NEAR_OVERFLOW = float(np.finfo(np.float64).max) / 2**10
+
+
+def check_graph_gradient(case):
+    """Backward's gradients match the oracle jointly and input by input; returns the joint Verdict.
+
+    Raises a `gradient_mismatch` Finding naming the input whose gradient is wrong
+    (or "jointly" when only the joint direction fails), or the Finding of a
+    backward that misbehaves; rejects the example when no direction can be judged.
+    """
+    graph = case.take_graph() or chains.build(case.chain, case.x)
+    if not graph.valid():
+        reject_example("input outside the chain's domain")
+    g = case.call.gradients(case.x, case.gy)
+    wide = _Wide(case)
+    directions = []
+    for i, where in case.call.segments().items():
+        if len(case.call.free) > 1:
+            alone = np.zeros_like(case.d)
+            alone[where] = case.d[where]
+            directions.append((i, alone))
+    directions.append((None, case.d))  # last: a joint failure only where no input fails alone
+    joint, judged, worst = None, 0, 0.0
+    for i, d in directions:
+        verdict = _judge(case, graph.y.data, g, d, wide)
+        if verdict.status == Status.REJECT:
+            tell(event, f"graph gradient: not judged ({verdict.reason})")
+            continue
+        judged += 1
+        if verdict.tolerance > 0 and np.isfinite(verdict.abs_error / verdict.tolerance):
+            worst = max(worst, verdict.abs_error / verdict.tolerance)
+        if verdict.status == Status.FAIL:
+            raise _mismatch(case, i, verdict)
+        joint = verdict
+    if joint is None:
+        reject_example("no direction could be judged")
+    tell(event, f"graph gradient: {judged} of {len(directions)} directions judged")
+    tell(target, min(worst, 1e6), label="error/tolerance")
+    return joint
+
+
+class _Wide:
+    """Backward rerun in long double, once, on a fail: how far rounding moved the float64 g."""
+
+    def __init__(self, case):
+        self.case, self._g = case, None
+
+    def rounding(self, g, q, used):
+        if self._g is None:
+            try:
+                self._g = self.case.call.gradients(self.case.x, self.case.gy, dtype=np.longdouble)
+            except Finding:
+                self._g = False
+        if self._g is False:
+            return 0.0
+        with np.errstate(all="ignore"):
+            moved = abs(float(np.sum((g[used] - self._g[used]) * q[used])))
+        return moved if np.isfinite(moved) else 0.0
+
+
+def _judge(case, y0, g, d, wide):
+    """The Verdict along d (scaled per `step_scales`) of backward's <g, q> against the oracle.
+
+    A fail must survive two more tests, or the example is rejected: the oracle
+    along q / 4 (other steps, other rounding) must agree with itself and fail
+    too, and bisecting q's elements must find a block that still fails (a kink
+    hidden among other elements is seen alone).
+    """
+    for s in step_scales(case.x):
+        verdict = _along(case, y0, g, d * s, wide)
+        if verdict.status != Status.REJECT:
+            break
+    if verdict.status != Status.FAIL:
+        return verdict
+    q = d * s
+    block = np.flatnonzero(q)
+    while True:
+        kept = np.where(np.isin(np.arange(q.size), block), q, 0.0)
+        confirmed = _confirmed(case, y0, g, kept, wide)
+        if confirmed.status != Status.FAIL:
+            return confirmed
+        verdict = confirmed
+        if block.size == 1:
+            return verdict
+        for half in np.array_split(block, 2):
+            sub = np.zeros_like(q)
+            sub[half] = q[half]
+            if _along(case, y0, g, sub, wide).status == Status.FAIL:
+                block = half
+                break
+        else:
+            return _rejected("a mismatch that no part of the inputs reproduces")
+
+
+def _confirmed(case, y0, g, q, wide):
+    """The fail along q, if the oracle along q / 4 fails too and agrees with it; else a reject."""
+    first = _along(case, y0, g, q, wide, full=True)
+    second = _along(case, y0, g, q / 4, wide, full=True)
+    if first.status != Status.FAIL:
+        return first
+    if second.status == Status.REJECT:
+        return second
+    if second.status == Status.PASS or abs(4 * second.numerical - first.numerical) > (
+        4 * second.tolerance + first.tolerance
+    ):
+        return _rejected("the oracle disagrees with itself at two step sizes")
+    return first
+
+
+def _rejected(reason):
+    return Verdict(Status.REJECT, reason, np.nan, np.nan, np.nan, np.nan)
+
+
+def _along(case, y0, g, q, wide, full=False):
+    """Pass, fail or reject of <g, q> against one oracle Estimate along q.
+
+    The allowance for backward's own rounding: BACKWARD_ULPS epsilons of the terms,
+    the chains' cancellation floor, and, before a fail, twice what a long double
+    rerun of backward moves <g, q> by.
+    """
+    probe = oracle.Probe(case.chain, case.x, q, case.gy, y0)
+    found = oracle.estimate(probe)
+    if isinstance(found, oracle.Estimate) and not found.significant:
+        found = _flat(probe, found)
+    if not isinstance(found, oracle.Estimate):
+        return _rejected(found.reason)
+    used = found.q != 0  # another input's gradient does not enter a direction along one input
+    with np.errstate(all="ignore"):
+        terms = g[used] * found.q[used]
+        analytic = float(np.sum(terms))
+        rounding = BACKWARD_ULPS * oracle.EPS * (float(np.sum(np.abs(terms))) + found.scale)
+    allowed = found.tolerance + CONSISTENCY * found.scale + rounding
+    if not np.isfinite(found.tolerance):
+        return _rejected("the oracle's error is not finite (overflow)")
+    if not np.isfinite(analytic):
+        if abs(found.value) > NEAR_OVERFLOW:
+            return _rejected("the true derivative is within 2^10 of overflow")
+        return Verdict(Status.FAIL, found.method, analytic, found.value, allowed, found.step)
+    status = Status.PASS if abs(analytic - found.value) <= allowed else Status.FAIL
+    if status == Status.FAIL:
+        allowed += _cancellation_floor(found, case.gy) + SAFETY_ON_ROUNDING * wide.rounding(
+            g, found.q, used
+        )
+        status = Status.PASS if abs(analytic - found.value) <= allowed else Status.FAIL
+    if full:
+        tell(note, f"analytic={analytic!r} numerical={found.value!r} tolerance={allowed!r}")
+    return Verdict(status, found.method, analytic, found.value, allowed, found.step)
+
+
+def _flat(probe, found):
+    """A zero Estimate where the output does not move at all along q, else Unjudged.
+
+    Where every central difference the oracle took is exactly zero (a Function
+    linear in this input has a zero second derivative; x0 * x1 does not move along
+    x1 at x0 = 0), the derivative is zero up to what rounding could hide at that
+    step: the oracle's own rounding error there, with its safety margin.
+    """
+    if found.value != 0 or found.scale != 0:
+        return oracle.Unjudged("no significant digit")
+    h = found.step
+    if any(probe.central(h * 2.0**-k) != (0.0, 0.0) for k in range(3)):
+        return oracle.Unjudged("no significant digit")
+    tolerance = oracle.SAFETY * oracle.rounding_error(probe, h / 2)
+    return oracle.Estimate(0.0, tolerance, 0.0, found.q, "central difference (flat)", h)
+
+
+def _mismatch(case, i, verdict):
+    which = "jointly, along every input at once" if i is None else f"of input {i}"
+    order = getattr(case.call, "order", "gradient")
+    return Finding(
+        Kind.GRADIENT_MISMATCH,
+        case.target,
+        f"the {order} {which}: <backward(gy), q> = {verdict.analytic:.17g} but the "
+        f"{verdict.reason} gives {verdict.numerical:.17g} +- {verdict.tolerance:.3g}",
+        chain=case.names(),
+        **case.describe(),
+        upstream_grad=case.gy,
+        direction=case.d,
+        wrong_input=i,
+        analytic=verdict.analytic,
+        numerical=verdict.numerical,
+        abs_error=verdict.abs_error,
+        rel_error=verdict.rel_error,
+        tolerance=verdict.tolerance,
+    )
+
+
+# The graph property each test checks, by name; the replay scripts look checks up here.
+GRAPH_CHECKS = {
+    "gradient_of_graphs": check_graph_gradient,
+    "gradient_of_dags": check_graph_gradient,
+}

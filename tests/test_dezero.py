@@ -1,0 +1,213 @@
+"""Engine adapters, the graph properties and the dezero package, tested end to end.
+
+The tests that need `dezero` are skipped where it is not installed; `tox -e
+dezero` installs it and runs them.
+"""
+
+import ast
+import importlib.util
+import os
+import typing
+
+import numpy as np
+import pytest
+from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz
+from hypothesis import given
+from hypothesis import strategies as st
+
+import engine
+from gradfuzz import adapters
+from gradfuzz.adapters.dezero import load
+from gradfuzz.registry import FunctionRegistry
+from gradfuzz.signature import signature
+from strategies.params import broadcastable_shapes
+
+needs_dezero = pytest.mark.skipif(
+    importlib.util.find_spec("dezero") is None, reason="dezero is not installed (tox -e dezero)"
+)
+
+
+class _Recorder(engine.Function):
+    """Square that records the type of every gy its backward is handed."""
+
+    seen: typing.ClassVar[list] = []
+
+    def forward(self, x):
+        return x**2
+
+    def backward(self, gy):
+        self.seen.append(type(gy))
+        return 2 * self.input.data * gy
+
+
+def test_the_stage1_adapter_hands_every_backward_an_ndarray():
+    adapter = adapters.Stage1()
+    _Recorder.seen = []
+    (y,) = adapter.call(engine.Exp(), adapter.call(_Recorder(), [adapter.variable(np.array(0.5))]))
+    # engine.Exp's backward returns a numpy scalar for this 0-d input
+    assert type(engine.Exp().forward(np.array(0.5)) * np.array(1.0)) is np.float64
+    adapter.backward([y], [np.array(1.5)])
+    assert _Recorder.seen == [np.ndarray]
+
+
+def test_the_stage1_adapter_leaves_the_engine_as_it_was():
+    adapter = adapters.Stage1()
+    x = adapter.variable(np.array(0.5))
+    (y,) = adapter.call(engine.Square(), [x])
+    adapter.backward([y], [np.array(1.0)])
+    assert adapter.gradient(x) == 1.0
+    assert "backward" not in vars(y.creator)
+
+
+def test_an_engine_class_is_chainable_and_a_two_input_spec_is_not():
+    class Twice(engine.Function):
+        fuzz_spec: typing.ClassVar[dict] = {"inputs": 2}
+
+        def forward(self, x0, x1):
+            return x0 + x1
+
+    registry = FunctionRegistry([engine.Square, Twice])
+    chainable = {s.name: s.chainable for s in registry.specs()}
+    assert chainable == {"Square": True, Twice.__qualname__: False}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"input": 2}, "unknown keys ['input']"),
+        ({"inputs": 0}, "inputs=0 must be an int >= 1"),
+        ({"inputs": 2, "constant": [2]}, "input index 2 is not in 0..1"),
+        ({"min_ndim": 3, "max_ndim": 2}, "min_ndim=3 is larger than max_ndim=2"),
+        ({"integer": {0: lambda shapes: (0, 3)}}, "no input is left to differentiate"),
+    ],
+)
+def test_a_bad_fuzz_spec_is_an_error_that_names_the_key(spec, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        signature(engine.Square, spec)
+
+
+@given(st.integers(1, 4).flatmap(lambda n: broadcastable_shapes(count=n)))
+def test_broadcastable_shapes_broadcast_together(shapes):
+    np.broadcast_shapes(*shapes)
+
+
+@needs_dezero
+def test_dezero_0_0_13_loads_although_numpy_has_no_np_int():
+    dezero = load()
+    assert dezero.Function is adapters.for_class(dezero.functions.Sin).function_base
+    assert "int" not in vars(np)  # the shim is gone once dezero is imported
+
+
+# The bugs of examples/dezero_bugs.py and the kinds that count as finding each.
+DEZERO_BUGS = {
+    "MulWrongSecond": {"gradient_mismatch"},
+    "MulNotSummedBack": {"wrong_shape"},
+    "SumNegativeAxis": {"gradient_mismatch", "backward_raised"},
+    "AveragePoolingNonSquare": {"gradient_mismatch"},
+    "SinCutFromTheGraph": {"gradient_mismatch"},
+}
+
+
+@needs_dezero
+def test_each_bug_of_the_dezero_catalogue_is_found_and_shrunk(pytester):
+    result, report = fuzz(pytester, os.path.join(EXAMPLES, "dezero_bugs.py"), args=["-n", "2"])
+    found = findings_by_function(report)
+    verdicts = {f["name"]: f["verdict"] for f in report["functions"]}
+    assert verdicts["Mul"] == "ok", result.stdout.str()[-3000:]
+    assert {name for name, _ in found} == set(DEZERO_BUGS), sorted(found)
+    for (name, kind), finding in found.items():
+        assert kind in DEZERO_BUGS[name], (name, kind, finding["explanation"])
+        assert finding["reproduced"] is True, (name, kind)
+    wrong = found["MulWrongSecond", "gradient_mismatch"]
+    assert wrong["wrong_input"] == 1
+    assert [len(i["hex"]) for i in wrong["inputs"]] == [1, 1]  # shrunk to two scalars
+    broadcast = found["MulNotSummedBack", "wrong_shape"]
+    assert "summed back" in broadcast["explanation"]
+    [(kind, axis)] = [
+        (k, f["parameters"]["axis"]) for (n, k), f in found.items() if n == "SumNegativeAxis"
+    ]
+    assert int(axis) < 0
+    pooling = found["AveragePoolingNonSquare", "gradient_mismatch"]
+    kh, kw = ast.literal_eval(pooling["parameters"]["kernel"])
+    assert kh != kw
+    second = found["SinCutFromTheGraph", "gradient_mismatch"]
+    assert second["property"] == "gradient_of_gradients"
+    assert "second derivative" in second["explanation"]
+    assert second["inputs"][0]["shape"] == []
+
+
+# Every finding in the book's library, each checked by hand (see the README's table).
+DEZERO_DEFECTS = {
+    ("AveragePooling", "backward_raised"),  # KW, KH swapped: a non-square kernel fails
+    ("BatchNorm", "gradient_mismatch"),  # second derivative: inv_std kept as a constant
+    ("Conv2d", "backward_raised"),  # second derivative: through Conv2DGradW.backward
+    ("Conv2DGradW", "backward_raised"),  # uses the weakref self.outputs[0] as a Variable
+    ("Deconv2d", "backward_raised"),  # second derivative: through Conv2DGradW.backward
+    ("LeakyReLU", "backward_raised"),  # item assignment into a numpy scalar for a 0-d input
+    ("Max", "backward_raised"),  # max_backward_shape ignores negative axes
+    ("Min", "backward_raised"),  # the same, inherited from Max
+    ("Pooling2DGrad", "backward_raised"),  # second derivative: Pooling2DWithIndexes
+    ("Pooling2DWithIndexes", "backward_raised"),  # no backward: NotImplementedError
+    ("Sum", "backward_raised"),  # reshape_sum_backward tests hasattr(axis, 'len')
+}
+
+
+@needs_dezero
+def test_the_book_library_has_exactly_the_documented_findings(pytester):
+    result, report = fuzz(
+        pytester,
+        "dezero.core",
+        "dezero.functions",
+        "dezero.functions_conv",
+        args=["-n", "2"],
+    )
+    found = {(f["function"], f["kind"]) for f in report["counterexamples"]}
+    assert found == DEZERO_DEFECTS, result.stdout.str()[-3000:]
+    verdicts = {f["name"]: f["verdict"] for f in report["functions"]}
+    failing = {name for name, _ in DEZERO_DEFECTS}
+    assert {n for n, v in verdicts.items() if v != "ok"} == failing, verdicts
+
+
+DAG_ENGINE = """
+from examples.tiny_engine import make_engine
+from gradfuzz.adapters import register
+
+E = make_engine({options})
+register(E.adapter)
+
+
+class Square(E.Function):
+    def forward(self, x):
+        return x**2
+
+    def backward(self, gy):
+        return 2 * self.inputs[0].data * gy
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "steps"),
+    [
+        ("accumulate=False", 1),  # v1 = add(v0, v0): a grad overwritten
+        ("ordered=False", 4),  # a diamond: v1 feeds two Functions whose outputs meet
+    ],
+)
+def test_the_classic_engine_bugs_are_found_in_a_dag_and_shrunk(
+    pytester, monkeypatch, options, steps
+):
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    result, report = fuzz(pytester, source=DAG_ENGINE.format(options=options), args=["-n", "0"])
+    found = findings_by_function(report)
+    assert set(found) == {("Square", "gradient_mismatch")}, result.stdout.str()
+    bug = found["Square", "gradient_mismatch"]
+    assert bug["property"] == "gradient_of_dags"
+    assert len(bug["program"]) <= steps, bug["dag"]
+    assert bug["reproduced"] is True
+
+
+def test_a_correct_engine_passes_the_dag_property(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    result, report = fuzz(pytester, source=DAG_ENGINE.format(options=""), args=["-n", "0"])
+    [square] = report["functions"]
+    assert square["verdict"] == "ok", result.stdout.str()
+    assert square["judged"]["gradient_of_dags"] >= 20
