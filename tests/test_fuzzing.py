@@ -175,8 +175,8 @@ def test_each_gradient_bug_fails_with_a_shrunk_example(shared_runs):
     report = run.report
     pytest.LineMatcher(run.output.splitlines()).fnmatch_lines(
         [
-            "*gradient_mismatch in SquareForgetsGy (chain SquareForgetsGy)*",
-            "*Failing test case*",
+            "FAIL SquareForgetsGy: gradient_mismatch (chain SquareForgetsGy)*",
+            "*Report: *report.md",
         ]
     )
     found = findings_by_function(report)
