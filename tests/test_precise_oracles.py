@@ -2,9 +2,12 @@
 output that moves in quanta."""
 
 import numpy as np
+from hypothesis.errors import UnsatisfiedAssumption
 
+import examples.awkward as awkward
 import examples.correct as correct
-from engine import Function
+from engine import Function, Square
+from gradfuzz import graph as chains
 from gradfuzz import holomorphic
 from gradfuzz.checks import judge_gradient
 from gradfuzz.registry import FunctionRegistry
@@ -92,3 +95,24 @@ def test_a_sigmoid_wrong_by_1e_2_still_fails_where_its_output_moves_in_quanta():
 
     case = case_of(SigmoidOff, -25.02483531524922, -7.1349481968415818, 1.0)
     assert judge_gradient(case).status == Status.FAIL
+
+
+def test_an_oscillation_whose_period_divides_the_steps_is_not_taken_for_convergence():
+    # sin(x^2) at x = 2036: the steps h0, h0/2 and h0/4 move x^2 by 8, 4 and 2 periods, so
+    # their three differences agree on a wrong value; a fourth off their grid does not.
+    sin, square = spec_of(correct.Sin), spec_of(Square)
+    case = Case("Sin", (square, sin), np.array(2035.9493709540411), np.array(1.5), np.ones(()))
+    assert judge_gradient(case).status != Status.FAIL
+
+
+def test_a_jacobian_factor_within_2_10_of_overflow_is_not_a_bug_whatever_gy_is():
+    # InvSqrt's backward -0.5 (y / x) gy: y / x overflows at x = 1e-205.8 while a gy of
+    # 1e-4 brings the true gradient back under the largest float.
+    spec = spec_of(awkward.InvSqrt)
+    graph = chains.build((spec,), np.array(10**-205.8))
+    try:
+        chains.backprop(graph, np.array(1e-4))
+    except UnsatisfiedAssumption as unjudged:
+        assert "overflow" in str(unjudged)
+    else:
+        raise AssertionError("a gradient near overflow was judged")
