@@ -118,6 +118,8 @@ def pytest_configure(config):
         "markers", "gradfuzz_summary: internal; a line for gradfuzz's closing summary"
     )
     fuzzing = bool(config.getoption("fuzz"))
+    if not fuzzing and not _own_repository(config):
+        profiles.give_back()  # a foreign suite: its profiles as they were without gradfuzz
     if fuzzing:
         _validate_options(config)
         guard.interrupts.install()
@@ -128,6 +130,15 @@ def pytest_configure(config):
         config.pluginmanager.register(_Enrich(session), "gradfuzz-enrich")
         if not hasattr(config, "workerinput"):
             config.pluginmanager.register(terminal.Terminal(config, session), "gradfuzz-terminal")
+
+
+def _own_repository(config):
+    """True when pytest runs in gradfuzz's own repository (its self-tests and properties)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        return os.path.samefile(config.rootpath, here)
+    except OSError:
+        return False
 
 
 def _validate_options(config):

@@ -4,6 +4,7 @@
 --hypothesis-profile NAME, or HYPOTHESIS_PROFILE=NAME for gradfuzz's own runs.
 """
 
+import contextlib
 import os
 
 from hypothesis import HealthCheck, Phase, settings
@@ -22,8 +23,16 @@ _NO_EXPLAIN = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.
 _JUDGED_LATER = [HealthCheck.filter_too_much]
 
 
+# The profiles of the same names that register() replaced: Hypothesis's own "ci", which
+# it loads by itself when the CI environment variable is set.
+_REPLACED = {}
+
+
 def register():
     """Register dev, ci and nightly, without loading any of them."""
+    for name in NAMES:
+        with contextlib.suppress(InvalidArgument):
+            _REPLACED.setdefault(name, settings.get_profile(name))
     settings.register_profile(
         "dev",
         max_examples=25,
@@ -49,6 +58,14 @@ def register():
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, *_JUDGED_LATER],
     )
+
+
+def give_back():
+    """Put back the profiles that register() replaced, for a run that is not gradfuzz's:
+    a foreign suite under CI=true then gets Hypothesis's own "ci", as without gradfuzz.
+    A replaced profile that is loaded is loaded again in its own form."""
+    for name, replaced in _REPLACED.items():
+        settings.register_profile(name, replaced)
 
 
 def chosen(environ=os.environ):

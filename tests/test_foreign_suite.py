@@ -78,11 +78,17 @@ def _run(pytester, *args):
     return order, records, result
 
 
-@pytest.mark.parametrize("profile", ["fast", "no_such_profile"])
+@pytest.mark.parametrize("profile", ["fast", "no_such_profile", "hypothesis-ci"])
 def test_a_foreign_suite_keeps_its_settings_order_and_results(pytester, monkeypatch, profile):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_foreign=SUITE)
-    monkeypatch.setenv("HYPOTHESIS_PROFILE", profile)  # the project's own, or nobody's
+    if profile == "hypothesis-ci":
+        # Hypothesis loads its own "ci" profile by itself when CI is set; gradfuzz has a
+        # profile of that name too, which must not replace it in someone else's suite.
+        monkeypatch.delenv("HYPOTHESIS_PROFILE", raising=False)
+        monkeypatch.setenv("CI", "true")
+    else:
+        monkeypatch.setenv("HYPOTHESIS_PROFILE", profile)  # the project's own, or nobody's
     with_gradfuzz = _run(pytester)
     assert "gradfuzz" in with_gradfuzz[2].stdout.str()  # the plugin was installed and loaded
     without = _run(pytester, "-p", "no:gradfuzz.plugin")
