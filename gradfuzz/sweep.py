@@ -8,10 +8,11 @@ range give every element's gradient at once.
 
 A per-element central difference then ranks the elements by how far backward is
 from it. The ranking never judges: the most suspicious elements are judged one at
-a time by check_gradient's judge, on the whole sweep with the upstream gradient
-and the direction on that element alone, so a bug that needs a large array is
-seen too. A failure is shrunk to the smallest input that still fails: the element
-alone, else the smallest block of the sweep around it.
+a time by check_gradient's judge, among NEIGHBOURS elements of the sweep on each
+side with the upstream gradient and the direction on that element alone (so a bug
+that needs a large array is seen too), else alone. A failure is shrunk to the
+smallest input that still fails: the element alone, else the smallest block of
+the sweep around it.
 """
 
 import dataclasses
@@ -31,6 +32,7 @@ TRIES = 8
 NEIGHBOURS = 64
 # The ranking's central-difference step, relative to max(|x|, smallest normal).
 RANK_STEP = 2.0**-20
+# Ulps of x that must not move forward as much as the ranking's difference sees.
 JITTER = 4
 # Blocks the sweep is cut into when forward warns on some of its elements.
 BLOCKS = 32
