@@ -26,16 +26,14 @@ import time
 import numpy as np
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
+from bench.run import _ci_test
 from engine import Variable
-from gradfuzz import profiles, targets
+from gradfuzz import targets
 from gradfuzz.checks import check_gradient, check_invariants, check_traversals
 from gradfuzz.registry import default_registry
 from strategies import cases
 
-profiles.register()
-CI = settings.get_profile("ci")
 # One thread, as gradfuzz has: torch's idle intra-op threads spin, which CPU time would count.
 torch.set_num_threads(1)
 
@@ -110,15 +108,6 @@ PROPERTIES = (
     ("traversals_agree", check_traversals, 6),
     ("invariants_hold", check_invariants, 6),
 )
-
-
-def _ci_test(check, spec, pool, max_length):
-    @CI
-    @given(st.data())
-    def test(data):
-        check(data.draw(cases(target=spec, pool=pool, max_length=max_length)))
-
-    return test
 
 
 def gradfuzz_time(spec, pool):
