@@ -20,6 +20,8 @@ example unjudged comes from forward evaluations.
   a converged window, and without one the example is unjudged.
 - Significant digits: an estimate whose tolerance exceeds DIGIT times its scale
   cannot judge anything: unjudged.
+- Forward's rounding, measured: forward runs again in long double at the same
+  points, and the tolerance covers how far that moves D (`measured_in_wide`).
 """
 
 import dataclasses
