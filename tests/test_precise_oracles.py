@@ -148,3 +148,17 @@ def test_a_silu_whose_float64_backward_keeps_no_digit_passes_where_long_double_a
     assert verdict.status == Status.PASS and verdict.imprecise > 15
     dropped = judge_gradient(case_of(escapes.SiluDropsTermInTail, -38.0547, 1.0, 1.0))
     assert dropped.status == Status.FAIL
+
+
+def test_an_output_among_the_subnormals_is_judged_with_their_spacing():
+    # x sin x at x = 1.66e-158 is x^2 = 2.8e-316, where outputs are spaced by 4.9e-324: a
+    # tolerance of 0 (or one that underflowed) failed the correct backward by 3.5e-5.
+    case = case_of(awkward.XSinX, 1.6626851558090836e-158, -0.11463077332278637, 1.0)
+    assert judge_gradient(case).status == Status.PASS
+
+    class XSinXOff(awkward.XSinX):
+        def backward(self, gy):
+            return awkward.XSinX.backward(self, gy) * (1 + 1e-3)
+
+    off = case_of(XSinXOff, 1.6626851558090836e-158, -0.11463077332278637, 1.0)
+    assert judge_gradient(off).status == Status.FAIL
