@@ -143,8 +143,14 @@ def check_writable(report_dir):
     parent = os.path.dirname(os.path.abspath(report_dir))
     while not os.path.exists(parent):
         parent = os.path.dirname(os.path.abspath(parent))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReportDirError(f"{parent} is not writable, so {report_dir} cannot hold the report")
+    # Try it: os.access says yes to root everywhere, and to anyone on /proc, where nothing
+    # can be created.
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".gradfuzz-probe-"))
+    except OSError as e:
+        raise ReportDirError(
+            f"{parent} is not writable ({e.strerror}), so {report_dir} cannot hold the report"
+        ) from None
 
 
 def _write(path, text, mode=0o644):

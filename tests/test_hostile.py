@@ -243,6 +243,7 @@ def test_ctrl_c_stops_the_run_and_the_report_says_interrupted(tmp_path):
 
 
 EXITS_ON_IMPORT = "import sys\nsys.exit(5)\n"
+UNWRITABLE = "/proc/gradfuzz reports"
 
 
 @pytest.mark.parametrize(
@@ -252,9 +253,18 @@ EXITS_ON_IMPORT = "import sys\nsys.exit(5)\n"
         (lambda tmp: ["--fuzz", f"{HOSTILE}:"], "the class name after ':' is empty"),
         (lambda tmp: ["--fuzz", _write(tmp / "exits.py", EXITS_ON_IMPORT)], "sys.exit(5)"),
         (lambda tmp: ["--fuzz", HOSTILE, "--report-dir", _write(tmp / "file", "")], "not a dir"),
+        # Nothing can be created under /proc, for root too (os.access says yes to root).
+        (lambda tmp: ["--fuzz", HOSTILE, "--report-dir", UNWRITABLE], "/proc is not writable"),
         (lambda tmp: ["--fuzz", HOSTILE, "--fuzz-timeout", "1e-9"], "watchdog's resolution"),
     ],
-    ids=["directory", "empty_class_name", "exits_on_import", "report_dir_is_a_file", "tiny_limit"],
+    ids=[
+        "directory",
+        "empty_class_name",
+        "exits_on_import",
+        "report_dir_is_a_file",
+        "report_dir_unwritable",
+        "tiny_limit",
+    ],
 )
 def test_a_bad_option_or_target_fails_at_once_with_one_line_and_status_4(tmp_path, make, message):
     start = time.monotonic()
