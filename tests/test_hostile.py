@@ -215,10 +215,11 @@ def test_a_function_not_selected_by_k_reads_not_run_and_the_run_incomplete(pytes
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_ctrl_c_stops_the_run_and_the_report_says_interrupted(tmp_path):
+@pytest.mark.parametrize("extra", RUNS.values(), ids=RUNS.keys())
+def test_ctrl_c_stops_the_run_and_the_report_says_interrupted(tmp_path, extra):
     # Noisy is slow enough that the run is still going when Ctrl-C comes.
     targets = ["--fuzz", f"{HOSTILE}:Okay", "--fuzz", f"{HOSTILE}:Noisy"]
-    command = _command(tmp_path / "reports", [])
+    command = _command(tmp_path / "reports", extra)
     command = [arg for arg in command if arg not in ("--fuzz", HOSTILE)] + targets + ["-v"]
     process = subprocess.Popen(
         command, cwd=tmp_path, env=_clean_env(), start_new_session=True,
@@ -231,15 +232,16 @@ def test_ctrl_c_stops_the_run_and_the_report_says_interrupted(tmp_path):
             if "PASSED" in line or "FAILED" in line:
                 break  # one test has finished, the others have not
         os.killpg(process.pid, signal.SIGINT)
-        code = process.wait(timeout=60)
+        rest, _ = process.communicate(timeout=60)  # read on, so that no full pipe blocks it
+        code = process.returncode
     finally:
         process.kill()
     report = json.loads(report_json.read_text())
-    assert code == pytest.ExitCode.INTERRUPTED
+    assert code == pytest.ExitCode.INTERRUPTED, rest[-2000:]
     assert report["run"]["interrupted"] is True
     assert report["run"]["complete"] is False
-    assert any(r["verdict"] in ("not_run", "partial") for r in report["functions"])
-    assert all(r["verdict"] != "ok" or len(r["properties_run"]) == 4 for r in report["functions"])
+    # Ctrl-C came when the first chain property ended: no Function can have run all four.
+    assert all(r["verdict"] in ("not_run", "partial") for r in report["functions"]), report
 
 
 EXITS_ON_IMPORT = "import sys\nsys.exit(5)\n"
