@@ -114,7 +114,13 @@ def test_a_dead_workers_finding_names_the_input_it_died_on(hostile, name):
     assert finding["input"] is not None and finding["input"]["hex"], finding
     assert finding["stage"] == "forward"  # these end their process in forward
     assert "on the input below" in finding["explanation"]
-    assert finding["reproduced"] is None  # its death is the evidence; never replayed for it
+    # Replayed at report time in a fresh process, whose own death or hang is the failure.
+    assert finding["reproduced"] is True, finding
+
+
+def test_every_hostile_finding_is_reproduced_by_a_fresh_process_at_report_time(hostile):
+    reproduced = {f["function"]: f["reproduced"] for f in hostile[2]["counterexamples"]}
+    assert reproduced == dict.fromkeys(EXPECTED, True)
 
 
 def test_noisy_output_is_cut_in_the_report_and_kept_whole_in_a_file(hostile):
