@@ -26,11 +26,15 @@ from strategies.graphs import GraphCase
 
 
 class _Specs:
-    """Specs by name: the engine's own, or classes of the finding's sources, each built once."""
+    """Specs by name: classes of the finding's sources, else the engine's own; each built once.
+
+    A source wins over the engine's class of the same name (a user's own Square), as
+    it does in the run that found it.
+    """
 
     def __init__(self, sources):
         self.sources = sources
-        self._built = {s.name: s for s in default_registry().specs()}
+        self._built = {s.name: s for s in default_registry().specs() if s.name not in sources}
 
     def __call__(self, names):
         for name in names:
