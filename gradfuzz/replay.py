@@ -16,7 +16,7 @@ from hypothesis.errors import UnsatisfiedAssumption
 from gradfuzz import graph as chains
 from gradfuzz import guard, report, targets
 from gradfuzz.checks import CHECKS
-from gradfuzz.dag import Call
+from gradfuzz.dag import Call, SecondCall
 from gradfuzz.findings import Finding, Kind, decode, encode
 from gradfuzz.joint import GRAPH_CHECKS
 from gradfuzz.registry import FunctionRegistry, default_registry
@@ -268,6 +268,12 @@ def _outcome_of_call(finding, sources):
             finding.get("differentiated"),
             finding.get("program"),
         )
+        if finding["property"] == "gradient_of_gradients":  # s(z) = <backward(z) for gy, v>
+            v = _array(finding, "second_direction", None)
+            if v is None:
+                print("cannot replay: the finding lacks the second derivative's gy and v")
+                return REJECTED, None, None
+            call = SecondCall(call, _array(finding, "first_upstream_grad", None), v)
         chain = (call.packed_spec(),)
         x = call.pack()
         gy = _array(finding, "upstream_grad", None)
