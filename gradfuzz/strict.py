@@ -99,7 +99,8 @@ def complex_estimate(probe, cheap, depth):
     if abs(value - cheap.value) > cheap.tolerance + rounding:
         return None
     error = SAFETY * (rounding + abs(value - double) / 3)
-    return Estimate(value, error, magnitude, probe.q, "complex step", t)
+    found = Estimate(value, error, magnitude, probe.q, "complex step", t)
+    return found if found.significant else None
 
 
 def complex_noise(probe, estimate):
@@ -176,7 +177,10 @@ def richardson_estimate(probe, cheap):
     error = SAFETY * (abs(r1 - r2) + 2 * oracle.rounding_error(probe, steps[-1]))
     if abs(r2 - cheap.value) > cheap.tolerance + error:
         return None
-    return Estimate(r2, error, scale, probe.realized(steps[-1]), "richardson", steps[-1])
+    found = Estimate(r2, error, scale, probe.realized(steps[-1]), "richardson", steps[-1])
+    # Steps of 2^-10 can span a whole feature (layer norm of a constant row, whose scale
+    # is sqrt(eps)): an error that leaves no digit is agreement with anything.
+    return found if found.significant else None
 
 
 @dataclass
