@@ -146,7 +146,7 @@ def ranked(score, discrepancy):
 
 def check_sweep(case, *, strict=True):
     """Judge `case` (a sweep: x holds every binade) element by element where forward is
-    elementwise; returns the passing Verdicts, [] when not elementwise.
+    elementwise; returns the passing (judged case, Verdict) pairs, [] when not elementwise.
 
     Elements whose gy f' is not safely finite and normal are left out first, from
     forward alone. `strict` as in check_gradient.
@@ -179,14 +179,16 @@ def check_sweep(case, *, strict=True):
         # Among its neighbours (the sweep is sorted: similar magnitudes, so one that
         # underflows in backward does not spoil the judgement), else alone.
         lo, hi = max(i - NEIGHBOURS, 0), min(i + NEIGHBOURS, case.x.size)
-        verdict = judge_gradient(_on_element(case, i, lo, hi), strict=strict)
+        judged = _on_element(case, i, lo, hi)
+        verdict = judge_gradient(judged, strict=strict)
         if verdict.status == Status.REJECT:
             lo, hi = i, i + 1
-            verdict = judge_gradient(_alone(case, i), strict=strict)
+            judged = _alone(case, i)
+            verdict = judge_gradient(judged, strict=strict)
         if verdict.status == Status.FAIL:
             raise _smallest_failure(case, i, verdict, lo, hi, strict)
         if verdict.status == Status.PASS:
-            passed.append(verdict)
+            passed.append((judged, verdict))
             if len(passed) == CANDIDATES:
                 break
     return passed
