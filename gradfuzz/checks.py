@@ -164,6 +164,8 @@ class _Judge:
             precise = strict.complex_wide(probe, precise)
             if abs(along - precise.value) <= _allowed(precise):
                 return precise, along
+            if precise.tolerance >= cheap.tolerance:
+                precise = None  # no sharper than the central difference that passed
         other = strict.richardson_estimate(probe, cheap)
         if precise is not None and (
             other is None or abs(other.value - precise.value) <= other.tolerance + precise.tolerance
