@@ -76,6 +76,9 @@ def build(chain, x):
     """
     names = [spec.name for spec in chain]
     variables = [Variable(np.array(x, copy=True))]
+    # Every Variable's data as it was made, copied once (not once per later stage).
+    made = [variables[0].data.copy()]
+    kinds = "iufc" if np.iscomplexobj(x) else "iuf"
     functions = []
     recorder = _Warnings()
     for spec in chain:
@@ -89,10 +92,10 @@ def build(chain, x):
                 input=x,
             )
         v = variables[-1]
-        before = [u.data.copy() for u in variables]
-        old_call = np.seterrcall(recorder)
         try:
-            with np.errstate(divide="call", over="call", invalid="call", under="ignore"):
+            with np.errstate(
+                call=recorder, divide="call", over="call", invalid="call", under="ignore"
+            ):
                 y = guard.run(
                     lambda f=f, v=v: f(v), function=spec.name, stage="forward", chain=names, input=x
                 )
@@ -100,21 +103,18 @@ def build(chain, x):
             if finding.kind == Kind.FORWARD_RAISED and not _raised_inside(finding, f, "forward"):
                 raise _invalid(spec.name, "forward", finding.__cause__, names, x) from None
             raise
-        finally:
-            np.seterrcall(old_call)
         if not isinstance(y, Variable):
             raise _invalid(spec.name, "__call__", y, names, x)
         # Exactly an ndarray (np.matrix breaks the next Function), of numbers (not bools).
-        if type(y.data) is not np.ndarray or not numeric(
-            y.data, "iufc" if np.iscomplexobj(x) else "iuf"
-        ):
+        if type(y.data) is not np.ndarray or not numeric(y.data, kinds):
             raise _invalid(spec.name, "forward", y.data, names, x)
         # Any Variable of the graph so far, not only its own input: blame lands on the caller.
-        for old, u in zip(before, variables, strict=True):
+        for old, u in zip(made, variables, strict=True):
             if not same(old, u.data):
                 raise _mutated(spec.name, "forward", names, x)
         functions.append(f)
         variables.append(y)
+        made.append(y.data.copy())
     return Graph(chain, functions, variables, recorder.seen)
 
 
