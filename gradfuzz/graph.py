@@ -35,9 +35,13 @@ class Graph:
         if self.warned:
             return False
         for spec, v in zip(self.chain, self.variables, strict=False):
-            if outside(spec.domain, v.data).any():
+            if spec.domain != UNBOUNDED and outside(spec.domain, v.data).any():
                 return False
         return all(np.isfinite(v.data).all() for v in self.variables)
+
+
+# The domain of a Function that declares none: nothing is outside it.
+UNBOUNDED = (None, None)
 
 
 def outside(domain, values):
