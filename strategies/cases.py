@@ -69,9 +69,7 @@ def cases(*, target, pool=(), min_length=1, max_length=8, max_dims=4, max_side=8
     shape = None if shape is None else tuple(shape)
     # A Spec compares by class and domain, not by factory: the factories are part of the key.
     factories = tuple(id(spec.factory) for spec in (target, *pool))
-    return _cases_built(
-        target, pool, min_length, max_length, max_dims, max_side, shape, factories
-    )
+    return _cases_built(target, pool, min_length, max_length, max_dims, max_side, shape, factories)
 
 
 # The properties ask for the same cases on every example: a new strategy per draw is
