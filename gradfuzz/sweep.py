@@ -99,14 +99,15 @@ def central(chain, x, gy, y):
     a thousandth when the step halves, beyond rounding), and where moving x by
     JITTER ulps moves forward by as much as the difference sees. Forward only.
     """
-    eps = np.finfo(np.float64).eps
+    eps, tiny = np.finfo(np.float64).eps, np.finfo(np.float64).tiny
     found = []
     for step in (RANK_STEP, RANK_STEP / 2):
         h = step * np.maximum(np.abs(x), np.finfo(np.float64).tiny)
         with np.errstate(all="ignore"):
             up = chains.build(chain, x + h).y.data
             down = chains.build(chain, x - h).y.data
-            rounding = 16 * eps * (np.abs(up) + np.abs(down) + np.abs(y))
+            # Each output rounds by eps of max(itself, tiny): subnormals are spaced by eps tiny.
+            rounding = 16 * eps * (np.abs(up) + np.abs(down) + np.abs(y) + 3 * tiny)
             smooth = np.abs((up - y) - (y - down)) <= 0.25 * np.abs(up - down) + rounding
             numerical = gy * (up - down) / ((x + h) - (x - h))
             noise = np.abs(gy) * rounding / h

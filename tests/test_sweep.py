@@ -6,6 +6,7 @@ import pytest
 import examples.awkward as awkward
 import examples.correct as correct
 import examples.escapes as escapes
+from engine import Function
 from gradfuzz import sweep
 from gradfuzz.checks import judge_gradient
 from gradfuzz.findings import Finding
@@ -117,3 +118,26 @@ def test_the_ranking_never_judges_a_correct_function_wrong_where_it_is_noisy():
     y = np.cos(x)
     numerical, _ = sweep.central((spec,), x, np.ones_like(x), y)
     assert np.isnan(numerical[:2]).all() and np.isfinite(numerical[2:]).all()
+
+
+class LogCoshTailTypo(Function):
+    # Wrong for |x| > 10 by 2 e^-|x| relative (e^-|x| where e^-2|x| belongs): 5e-5 at 10.5
+    def forward(self, x):
+        a = np.abs(x)
+        small = np.log1p(2 * np.sinh(np.minimum(a, 1) / 2) ** 2)  # x^2 / 2 near 0, no cancelling
+        return np.where(a < 1, small, a + np.log1p(np.exp(-2 * a)) - np.log(2.0))
+
+    def backward(self, gy):
+        x = self.input.data
+        a = np.abs(x)
+        return gy * np.where(a > 10, np.sign(x) * (1 - 2 * np.exp(-a)), np.tanh(x))
+
+
+@pytest.mark.parametrize("number", [0, 1, 2, 3])
+def test_elements_whose_outputs_are_subnormal_do_not_outrank_a_real_gap(number):
+    # Found from outside: near |x| = 1e-158, log cosh x is subnormal and the ranking's
+    # difference was noise that it did not count, so those elements took every try.
+    with pytest.raises(Finding) as found:
+        sweep.check_sweep(sweep_case(LogCoshTailTypo, number))
+    assert found.value.kind == "gradient_mismatch"
+    assert abs(float(np.ravel(found.value.input)[0])) > 10
