@@ -136,6 +136,43 @@ def test_each_bug_of_the_dezero_catalogue_is_found_and_shrunk(pytester):
     assert second["inputs"][0]["shape"] == []
 
 
+CORE_SIMPLE = """
+import numpy as np
+from dezero.core_simple import Function
+
+
+class Sin(Function):
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, gy):
+        return np.cos(self.inputs[0].data) * gy
+
+
+class MulWrongSecond(Function):
+    def forward(self, x0, x1):
+        return x0 * x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        return gy * x1.data, gy * x1.data
+"""
+
+
+@needs_dezero
+def test_functions_of_dezero_core_simple_are_fuzzed_through_its_own_adapter(pytester):
+    result, report = fuzz(pytester, "dezero.core_simple", source=CORE_SIMPLE, args=["-n", "0"])
+    found = findings_by_function(report)
+    assert set(found) == {("MulWrongSecond", "gradient_mismatch")}, result.stdout.str()[-3000:]
+    wrong = found["MulWrongSecond", "gradient_mismatch"]
+    assert (wrong["engine"], wrong["wrong_input"]) == ("dezero.core_simple", 1)
+    verdicts = {f["name"]: f["verdict"] for f in report["functions"]}
+    assert verdicts.pop("MulWrongSecond") == "FAIL: gradient_mismatch"
+    # The book's own steps 23-32 Functions (Add, Mul, Pow, ...), and the correct Sin.
+    assert set(verdicts) >= {"Add", "Mul", "Div", "Pow", "Sin"}
+    assert set(verdicts.values()) == {"ok"}, verdicts
+
+
 # Every finding in the book's library, each checked by hand (see the README's table).
 DEZERO_DEFECTS = {
     ("AveragePooling", "backward_raised"),  # KW, KH swapped: a non-square kernel fails
