@@ -12,6 +12,7 @@ along one input alone, where q is zero elsewhere).
 
 import contextlib
 import copy
+import functools
 import pickle
 
 import numpy as np
@@ -294,10 +295,11 @@ class SecondCall:
                 )
             )
             start += size
+        blame = functools.partial(_helper_or, call)
         with np.errstate(all="ignore"), call.described(arrays):
             guard.run(
                 lambda: adapter.backward(outputs, gys, create_graph=True),
-                function=call.name,
+                function=blame,
                 stage="backward",
                 chain=[call.name],
                 input=arrays[0],
@@ -312,7 +314,7 @@ class SecondCall:
                 seed = (scale * self.v[where]).reshape(adapter.data(gx).shape).astype(dtype)
                 guard.run(
                     lambda gx=gx, seed=seed: adapter.backward([gx], [seed]),
-                    function=call.name,
+                    function=blame,
                     stage="backward",
                     chain=[call.name],
                     input=arrays[0],
@@ -328,6 +330,21 @@ class SecondCall:
 
     def packed_spec(self):
         return Spec(self.call.name, SecondPacked, lambda: SecondPacked(self), self.call.spec.domain)
+
+
+def _helper_or(call, exc):
+    """The Function to blame for `exc` in a second backward: the deepest engine Function
+    whose own backward is on the traceback, when it is a helper that the first backward
+    built (Conv2d's Conv2DGradW) and not the Function under test; else the one under test."""
+    base, blamed = call.adapter.function_base, call.name
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if tb.tb_frame.f_code.co_name == "backward" and isinstance(owner, base):
+            helper = type(owner)
+            blamed = call.name if helper is type(call.function) else helper.__qualname__
+        tb = tb.tb_next
+    return blamed
 
 
 class SecondPacked(Function):

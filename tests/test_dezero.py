@@ -173,18 +173,47 @@ def test_functions_of_dezero_core_simple_are_fuzzed_through_its_own_adapter(pyte
     assert set(verdicts.values()) == {"ok"}, verdicts
 
 
+HELPER = """
+import numpy as np
+from dezero import Function
+
+
+class CosWithoutBackward(Function):
+    def forward(self, x):
+        return np.cos(x)
+
+
+class Sin(Function):
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, gy):
+        return gy * CosWithoutBackward()(self.inputs[0])
+"""
+
+
+@needs_dezero
+def test_a_helper_whose_backward_raises_in_a_second_derivative_is_named(pytester):
+    result, report = fuzz(pytester, source=HELPER, args=["-n", "0", "-k", "gradients and Sin"])
+    found = findings_by_function(report)
+    assert set(found) == {("CosWithoutBackward", "backward_raised")}, result.stdout.str()[-3000:]
+    blamed = found["CosWithoutBackward", "backward_raised"]
+    assert blamed["chain"] == ["Sin"]  # found in Sin's second derivative
+    assert "backward of CosWithoutBackward raised NotImplementedError" in blamed["explanation"]
+
+
 # Every finding in the book's library, each checked by hand (see the README's table).
 DEZERO_DEFECTS = {
     ("AveragePooling", "backward_raised"),  # KW, KH swapped: a non-square kernel fails
     ("BatchNorm", "gradient_mismatch"),  # second derivative: inv_std kept as a constant
-    ("Conv2d", "backward_raised"),  # second derivative: through Conv2DGradW.backward
-    ("Conv2DGradW", "backward_raised"),  # uses the weakref self.outputs[0] as a Variable
-    ("Deconv2d", "backward_raised"),  # second derivative: through Conv2DGradW.backward
+    # uses the weakref self.outputs[0] as a Variable; also raises in the second
+    # derivatives of Conv2d and Deconv2d, which build it
+    ("Conv2DGradW", "backward_raised"),
     ("LeakyReLU", "backward_raised"),  # item assignment into a numpy scalar for a 0-d input
     ("Max", "backward_raised"),  # max_backward_shape ignores negative axes
     ("Min", "backward_raised"),  # the same, inherited from Max
-    ("Pooling2DGrad", "backward_raised"),  # second derivative: Pooling2DWithIndexes
-    ("Pooling2DWithIndexes", "backward_raised"),  # no backward: NotImplementedError
+    # no backward (NotImplementedError); also reached by Pooling2DGrad's second derivative
+    ("Pooling2DWithIndexes", "backward_raised"),
     ("Sum", "backward_raised"),  # reshape_sum_backward tests hasattr(axis, 'len')
 }
 
