@@ -130,10 +130,16 @@ def test_each_bug_of_the_dezero_catalogue_is_found_and_shrunk(pytester):
     pooling = found["AveragePoolingNonSquare", "gradient_mismatch"]
     kh, kw = ast.literal_eval(pooling["parameters"]["kernel"])
     assert kh != kw
+    markdown = (pytester.path / "reports" / "report.md").read_text()
+    section = markdown.split("## MulWrongSecond: gradient_mismatch")[1].split("## ")[0]
+    assert "- input v1 (differentiated): shape ()" in section
+    assert "- wrong gradient: of input v1" in section
+    assert f"`axis={axis}`" in markdown
     second = found["SinCutFromTheGraph", "gradient_mismatch"]
     assert second["property"] == "gradient_of_gradients"
     assert "second derivative" in second["explanation"]
     assert second["inputs"][0]["shape"] == []
+    assert "the second derivative of s(x) = <backward(gy), v>" in markdown
 
 
 CORE_SIMPLE = """
@@ -269,6 +275,9 @@ def test_the_classic_engine_bugs_are_found_in_a_dag_and_shrunk(
     assert bug["property"] == "gradient_of_dags"
     assert len(bug["program"]) <= steps, bug["dag"]
     assert bug["reproduced"] is True
+    markdown = (pytester.path / "reports" / "report.md").read_text()
+    assert f"- DAG: `{bug['dag']}`" in markdown
+    assert "- input v0 (differentiated): shape " in markdown
 
 
 def test_a_correct_engine_passes_the_dag_property(pytester, monkeypatch):
