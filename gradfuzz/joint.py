@@ -44,14 +44,19 @@ def check_graph_gradient(case):
             alone = np.zeros_like(case.d)
             alone[where] = case.d[where]
             directions.append((i, alone))
-    directions.append((None, case.d))  # last: a joint failure only where no input fails alone
+    directions.append((None, case.d))  # a joint failure only where no input fails alone
+    groups = tied_groups(case.x)
+    if groups:  # last: the one direction along which a Function with kinks at ties is smooth
+        directions.append((TIED, tied_direction(case.d, groups)))
     joint, judged, worst = None, 0, 0.0
     for i, d in directions:
-        verdict = _judge(case, graph.y.data, g, d, wide)
+        verdict = _judge(case, graph.y.data, g, d, wide, groups if i is TIED else None)
         if verdict.status == Status.REJECT:
             tell(event, f"graph gradient: not judged ({verdict.reason})")
             continue
         judged += 1
+        if i is TIED:
+            tell(event, "graph gradient: judged along tied elements moved together")
         if verdict.tolerance > 0 and np.isfinite(verdict.abs_error / verdict.tolerance):
             worst = max(worst, verdict.abs_error / verdict.tolerance)
         if verdict.status == Status.FAIL:
@@ -62,6 +67,31 @@ def check_graph_gradient(case):
     tell(event, f"graph gradient: {judged} of {len(directions)} directions judged")
     tell(target, min(worst, 1e6), label="error/tolerance")
     return joint
+
+
+# The label of the direction that moves tied elements together.
+TIED = "tied"
+
+
+def tied_groups(x):
+    """The groups of equal elements of the packed inputs x (indices), those of two or more."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return [np.flatnonzero(inverse == k) for k in np.flatnonzero(counts > 1)]
+
+
+def tied_direction(d, groups):
+    """d's first element of each group given to the whole group, zero outside the groups.
+
+    Along it, elements that are equal stay equal: a Function whose only kinks are
+    where elements tie (max, min, sort, max pooling) is differentiable along it,
+    its directional derivative is well defined, and a backward whose gradient
+    over a tie does not add up to the derivative (gy sent to every tied maximum)
+    fails. The direction comes from the inputs alone, never from backward.
+    """
+    q = np.zeros_like(d)
+    for group in groups:
+        q[group] = d[group[0]]
+    return q
 
 
 class _Wide:
@@ -83,13 +113,14 @@ class _Wide:
         return moved if np.isfinite(moved) else 0.0
 
 
-def _judge(case, y0, g, d, wide):
+def _judge(case, y0, g, d, wide, groups=None):
     """The Verdict along d (scaled per `step_scales`) of backward's <g, q> against the oracle.
 
     A fail must survive two more tests, or the example is rejected: the oracle
     along q / 4 (other steps, other rounding) must agree with itself and fail
     too, and bisecting q's elements must find a block that still fails (a kink
-    hidden among other elements is seen alone).
+    hidden among other elements is seen alone). `groups` (index arrays) are
+    bisected whole, so that tied elements keep moving together.
     """
     for s in step_scales(case.x):
         verdict = _along(case, y0, g, d * s, wide)
@@ -98,23 +129,29 @@ def _judge(case, y0, g, d, wide):
     if verdict.status != Status.FAIL:
         return verdict
     q = d * s
-    block = np.flatnonzero(q)
+    block = groups or [np.array([i]) for i in np.flatnonzero(q)]
     while True:
-        kept = np.where(np.isin(np.arange(q.size), block), q, 0.0)
-        confirmed = _confirmed(case, y0, g, kept, wide)
+        confirmed = _confirmed(case, y0, g, _on(q, block), wide)
         if confirmed.status != Status.FAIL:
             return confirmed
         verdict = confirmed
-        if block.size == 1:
+        if len(block) == 1:
             return verdict
-        for half in np.array_split(block, 2):
-            sub = np.zeros_like(q)
-            sub[half] = q[half]
-            if _along(case, y0, g, sub, wide).status == Status.FAIL:
+        middle = (len(block) + 1) // 2
+        for half in (block[:middle], block[middle:]):
+            if _along(case, y0, g, _on(q, half), wide).status == Status.FAIL:
                 block = half
                 break
         else:
             return _rejected("a mismatch that no part of the inputs reproduces")
+
+
+def _on(q, block):
+    """q on the elements of `block` (a list of index arrays), zero elsewhere."""
+    kept = np.zeros_like(q)
+    where = np.concatenate(block)
+    kept[where] = q[where]
+    return kept
 
 
 def _confirmed(case, y0, g, q, wide):
@@ -190,7 +227,10 @@ def _flat(probe, found):
 
 
 def _mismatch(case, i, verdict):
-    which = "jointly, along every input at once" if i is None else f"of input {i}"
+    which = {
+        None: "jointly, along every input at once",
+        TIED: "along a direction that moves every group of equal input elements together",
+    }.get(i, f"of input {i}")
     order = getattr(case.call, "order", "gradient")
     return Finding(
         Kind.GRADIENT_MISMATCH,
@@ -201,7 +241,8 @@ def _mismatch(case, i, verdict):
         **case.describe(),
         upstream_grad=case.gy,
         direction=case.d,
-        wrong_input=i,
+        wrong_input=None if i is TIED else i,
+        tied=i is TIED,
         analytic=verdict.analytic,
         numerical=verdict.numerical,
         abs_error=verdict.abs_error,
