@@ -31,7 +31,8 @@ class Call:
         self.spec = spec
         self.adapter = spec.adapter
         self.function = function  # never called itself: every pass calls a deep copy
-        self.arrays = [np.array(a, copy=True) for a in arrays]
+        self.dtype = spec.signature.dtype  # of the float inputs backward is handed
+        self.arrays = [_as(np.array(a, copy=True), self.dtype) for a in arrays]
         self.free = list(spec.signature.differentiated() if free is None else free)
         # A DAG instead of one call: steps (kind, operand indices), kind "f" for the
         # Function under test or a name of the adapter's glue(); values are the
@@ -135,17 +136,24 @@ class Call:
                 )
         return f, variables, outputs
 
-    def gradients(self, z, gy, dtype=np.float64):
+    def finite_in_its_dtype(self, z):
+        """True when forward, handed z's inputs in the Function's dtype, returns finite values
+        (the oracle evaluates forward in float64, where float32's overflow is not seen)."""
+        with np.errstate(all="ignore"):
+            _, _, outputs = self.forward([_as(a, self.dtype) for a in self.unpack(z)])
+        return all(np.all(np.isfinite(self.adapter.data(y))) for y in outputs)
+
+    def gradients(self, z, gy, dtype=None):
         """Backward's gradient of every differentiated input, packed like z.
 
         `gy` is the packed upstream gradient. Raises a Finding when backward
         raises, hangs, changes an input, or gives a differentiated input no
         gradient, a gradient that is not a floating ndarray, or one of the wrong shape.
-        With `dtype=np.longdouble`, the float inputs and gy are cast to it first,
-        to measure the float64 pass's own rounding.
+        The float inputs and gy are cast to `dtype`, by default the one the
+        Function declares; `np.longdouble` measures that pass's own rounding.
         """
-        arrays = self.unpack(np.asarray(z, dtype=dtype))
-        arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+        dtype = self.dtype if dtype is None else dtype
+        arrays = [_as(a, dtype) for a in self.unpack(np.asarray(z, dtype=np.longdouble))]
         gy = np.asarray(gy, dtype=dtype)
         _, variables, outputs = self.forward(arrays)
         gys, start = [], 0
@@ -192,6 +200,11 @@ class Packed(Function):
 
     def backward(self, gy):
         raise NotImplementedError("the packed call is judged through its adapter's backward")
+
+
+def _as(a, dtype):
+    """`a` in `dtype` when it is a float array; integer inputs keep theirs."""
+    return a.astype(dtype) if a.dtype.kind == "f" else a
 
 
 def _check_gradient(call, i, g, arrays):
@@ -277,14 +290,15 @@ class SecondCall:
         return getattr(self.call, name)
 
     def first(self, z):
-        """s(z) = <backward's gradient at z for gy, v>, as a 0-d array."""
-        return np.array(np.sum(self.call.gradients(z, self.gy) * self.v))
+        """s(z) = <backward's gradient at z for gy, v>, as a 0-d array, in float64 (for a
+        float32 Function too: the oracle's reference is the more precise one)."""
+        return np.array(np.sum(self.call.gradients(z, self.gy, dtype=np.float64) * self.v))
 
-    def gradients(self, z, gy2, dtype=np.float64):
-        """gy2 times backward's gradient of s at z, packed like z."""
+    def gradients(self, z, gy2, dtype=None):
+        """gy2 times backward's gradient of s at z, packed like z (in the declared dtype)."""
         call, adapter = self.call, self.call.adapter
-        arrays = call.unpack(np.asarray(z, dtype=dtype))
-        arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+        dtype = call.dtype if dtype is None else dtype
+        arrays = [_as(a, dtype) for a in call.unpack(np.asarray(z, dtype=np.longdouble))]
         _, variables, outputs = call.forward(arrays)
         gys, start = [], 0
         for y in outputs:

@@ -17,13 +17,14 @@ from gradfuzz.findings import Finding, Kind
 from gradfuzz.guard import reject_example, tell
 from gradfuzz.verdicts import Status, Verdict
 
-# Backward's own rounding through an adapter cannot be rerun in long double, so a
-# mismatch must also exceed this many epsilons of the terms' magnitude, |<g, q>|'s
-# parts and the oracle's scale: a wrong formula is off by O(1) of them, rounding is not.
+# Backward's own rounding through an adapter cannot always be rerun in long double, so a
+# mismatch must also exceed this many epsilons (of the Function's dtype) of the terms'
+# magnitude, |<g, q>|'s parts and the oracle's scale: a wrong formula is off by O(1) of
+# them, rounding is not.
 BACKWARD_ULPS = 64
 # A correct backward may overflow in an intermediate value where the true derivative is
-# this close to the largest float (as the chains' checks allow).
-NEAR_OVERFLOW = float(np.finfo(np.float64).max) / 2**10
+# this close to the largest float of its dtype (as the chains' checks allow).
+NEAR_OVERFLOW = 2**10
 
 
 def check_graph_gradient(case):
@@ -190,12 +191,13 @@ def _along(case, y0, g, q, wide, full=False):
     with np.errstate(all="ignore"):
         terms = g[used] * found.q[used]
         analytic = float(np.sum(terms))
-        rounding = BACKWARD_ULPS * oracle.EPS * (float(np.sum(np.abs(terms))) + found.scale)
+        eps = float(np.finfo(case.call.dtype).eps)  # backward ran in the Function's dtype
+        rounding = BACKWARD_ULPS * eps * (float(np.sum(np.abs(terms))) + found.scale)
     allowed = found.tolerance + CONSISTENCY * found.scale + rounding
     if not np.isfinite(found.tolerance):
         return _rejected("the oracle's error is not finite (overflow)")
     if not np.isfinite(analytic):
-        if abs(found.value) > NEAR_OVERFLOW:
+        if abs(found.value) > float(np.finfo(case.call.dtype).max) / NEAR_OVERFLOW:
             return _rejected("the true derivative is within 2^10 of overflow")
         return Verdict(Status.FAIL, found.method, analytic, found.value, allowed, found.step)
     status = Status.PASS if abs(analytic - found.value) <= allowed else Status.FAIL

@@ -194,9 +194,24 @@ def _finish(draw, target, call):
     if found is None:
         reject_example("no valid input for this chain")
     z, graph = found
-    gy = draw(upstream_grads(shape=graph.y.data.shape))
+    if call.dtype is np.float64:
+        gy = draw(upstream_grads(shape=graph.y.data.shape))
+    else:  # values the Function's dtype holds, where the oracle looks; gy of moderate size
+        z, gy = _held(z, call.dtype), _held(draw(directions(shape=graph.y.data.shape)), call.dtype)
+        graph = chains.build(chain, z)
+        if not graph.valid() or not call.finite_in_its_dtype(z):
+            reject_example(f"input outside the domain in {call.dtype.__name__}")
     d = draw(directions(shape=z.shape))
     return GraphCase(target.name, call, chain, z, gy, d, [graph])
+
+
+def _held(values, dtype):
+    """`values` rounded to `dtype` (finite: overflow is not a draw), back in float64."""
+    with np.errstate(over="ignore"):
+        rounded = np.asarray(values).astype(dtype)
+    if not np.all(np.isfinite(rounded)):
+        reject_example(f"a value overflows {dtype.__name__}")
+    return rounded.astype(np.float64)
 
 
 def second_cases(*, target, max_dims=3, max_side=3):

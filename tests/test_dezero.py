@@ -217,6 +217,19 @@ def test_a_helper_whose_backward_raises_in_a_second_derivative_is_named(pytester
     assert "backward of CosWithoutBackward raised NotImplementedError" in blamed["explanation"]
 
 
+@needs_dezero
+def test_float32_functions_get_float32_inputs_and_a_relative_error_of_1e_3_is_caught(pytester):
+    _, report = fuzz(pytester, os.path.join(EXAMPLES, "float32.py"), args=["-n", "2"])
+    found = findings_by_function(report)
+    verdicts = {f["name"]: f["verdict"] for f in report["functions"]}
+    correct = {"Sin", "Exp", "Tanh", "Mul", "MatMul"}
+    assert {n: verdicts[n] for n in correct} == dict.fromkeys(correct, "ok"), verdicts
+    assert set(found) == {(f"{n}Off", "gradient_mismatch") for n in correct}, sorted(found)
+    for finding in found.values():
+        assert {i["dtype"] for i in finding["inputs"]} == {"float32"}
+        assert finding["abs_error"] > 10 * finding["tolerance"]  # caught with room to spare
+
+
 # Every finding in the book's library, each checked by hand (see the README's table).
 DEZERO_DEFECTS = {
     ("AveragePooling", "backward_raised"),  # KW, KH swapped: a non-square kernel fails
