@@ -255,6 +255,7 @@ def _finding(kind, call, explanation, arrays, **numbers):
 
 def describe(call, arrays):
     """What a Finding about a call carries: its inputs, exactly, and its parameters."""
+    arrays = [_as(np.asarray(a), call.dtype) for a in arrays]  # as the Function receives them
     return {
         "input": arrays[0],
         "inputs": [encode(a) for a in arrays],

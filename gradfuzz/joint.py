@@ -49,7 +49,7 @@ def check_graph_gradient(case):
     groups = tied_groups(case.x)
     if groups:  # last: the one direction along which a Function with kinks at ties is smooth
         directions.append((TIED, tied_direction(case.d, groups)))
-    joint, judged, worst = None, 0, 0.0
+    joint, judged, worst, passed = None, 0, 0.0, set()
     for i, d in directions:
         verdict = _judge(case, graph.y.data, g, d, wide, groups if i is TIED else None)
         if verdict.status == Status.REJECT:
@@ -61,7 +61,8 @@ def check_graph_gradient(case):
         if verdict.tolerance > 0 and np.isfinite(verdict.abs_error / verdict.tolerance):
             worst = max(worst, verdict.abs_error / verdict.tolerance)
         if verdict.status == Status.FAIL:
-            raise _mismatch(case, i, verdict)
+            raise _mismatch(case, i, verdict, _alone(case.call.free, passed) if i is None else None)
+        passed.add(i)
         joint = verdict
     if joint is None:
         reject_example("no direction could be judged")
@@ -236,11 +237,25 @@ def _flat(probe, found):
     return oracle.Estimate(0.0, tolerance, 0.0, found.q, FLAT, h)
 
 
-def _mismatch(case, i, verdict):
+def _alone(free, passed):
+    """The one differentiated input not confirmed alone, when every other one passed, else None.
+
+    <g, q> is the sum of each input's part: when a joint direction fails and every
+    input but one passed alone, the wrong part is that input's (x1 of x0 * x1 at
+    x0 = 0, where x1 alone does not move the output and cannot be judged).
+    """
+    unconfirmed = [i for i in free if i not in passed]
+    return unconfirmed[0] if len(free) > 1 and len(unconfirmed) == 1 else None
+
+
+def _mismatch(case, i, verdict, inferred=None):
     which = {
         None: "jointly, along every input at once",
         TIED: "along a direction that moves every group of equal input elements together",
     }.get(i, f"of input {i}")
+    if inferred is not None:
+        which = f"of input {inferred}, found jointly: every other input's gradient passed alone"
+        i = inferred
     order = getattr(case.call, "order", "gradient")
     return Finding(
         Kind.GRADIENT_MISMATCH,

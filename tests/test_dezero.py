@@ -59,6 +59,30 @@ def test_the_stage1_adapter_leaves_the_engine_as_it_was():
     assert "backward" not in vars(y.creator)
 
 
+NEEDS_AN_ARRAY = """
+import numpy as np
+from engine import Function
+
+
+class SquareOfArrays(Function):
+    def forward(self, x):
+        return x**2
+
+    def backward(self, gy):
+        if type(gy) is not np.ndarray:
+            raise TypeError(f"gy is {type(gy).__name__}, not an ndarray")
+        return 2 * self.input.data * gy
+"""
+
+
+def test_the_chain_properties_hand_every_backward_an_ndarray(pytester):
+    # In chains with the engine's Exp, whose backward returns a numpy scalar for 0-d input.
+    result, report = fuzz(pytester, source=NEEDS_AN_ARRAY, args=["-n", "0"])
+    assert report["counterexamples"] == [], result.stdout.str()[-3000:]
+    [square] = report["functions"]
+    assert square["verdict"] == "ok"
+
+
 def test_an_engine_class_is_chainable_and_a_two_input_spec_is_not():
     class Twice(engine.Function):
         fuzz_spec: typing.ClassVar[dict] = {"inputs": 2}
@@ -124,8 +148,9 @@ def test_each_bug_of_the_dezero_catalogue_is_found_and_shrunk(pytester):
         assert kind in DEZERO_BUGS[name], (name, kind, finding["explanation"])
         assert finding["reproduced"] is True, (name, kind)
     wrong = found["MulWrongSecond", "gradient_mismatch"]
-    assert wrong["wrong_input"] == 1
-    assert [len(i["hex"]) for i in wrong["inputs"]] == [1, 1]  # shrunk to two scalars
+    # The graph property names input 1; a DAG on one leaf (v0 feeding both inputs) cannot.
+    assert wrong["wrong_input"] == 1 or wrong["property"] == "gradient_of_dags", wrong
+    assert {len(i["hex"]) for i in wrong["inputs"]} == {1}  # shrunk to scalars
     broadcast = found["MulNotSummedBack", "wrong_shape"]
     assert "summed back" in broadcast["explanation"]
     [(kind, axis)] = [
@@ -141,8 +166,7 @@ def test_each_bug_of_the_dezero_catalogue_is_found_and_shrunk(pytester):
     assert len(x["hex"]) == 2 and len(set(x["hex"])) == 1  # shrunk to a tie of two
     markdown = (pytester.path / "reports" / "report.md").read_text()
     section = markdown.split("## MulWrongSecond: gradient_mismatch")[1].split("## ")[0]
-    assert "- input v1 (differentiated): shape ()" in section
-    assert "- wrong gradient: of input v1" in section
+    assert "- input v0 (differentiated): shape ()" in section
     assert f"`axis={axis}`" in markdown
     second = found["SinCutFromTheGraph", "gradient_mismatch"]
     assert second["property"] == "gradient_of_gradients"
@@ -176,16 +200,21 @@ class MulWrongSecond(Function):
 
 @needs_dezero
 def test_functions_of_dezero_core_simple_are_fuzzed_through_its_own_adapter(pytester):
-    result, report = fuzz(pytester, "dezero.core_simple", source=CORE_SIMPLE, args=["-n", "0"])
+    # Without the DAG property, whose one-leaf DAGs cannot tell the two inputs apart.
+    result, report = fuzz(
+        pytester, "dezero.core_simple", source=CORE_SIMPLE, args=["-n", "0", "-k", "not dags"]
+    )
     found = findings_by_function(report)
     assert set(found) == {("MulWrongSecond", "gradient_mismatch")}, result.stdout.str()[-3000:]
     wrong = found["MulWrongSecond", "gradient_mismatch"]
     assert (wrong["engine"], wrong["wrong_input"]) == ("dezero.core_simple", 1)
-    verdicts = {f["name"]: f["verdict"] for f in report["functions"]}
-    assert verdicts.pop("MulWrongSecond") == "FAIL: gradient_mismatch"
-    # The book's own steps 23-32 Functions (Add, Mul, Pow, ...), and the correct Sin.
-    assert set(verdicts) >= {"Add", "Mul", "Div", "Pow", "Sin"}
-    assert set(verdicts.values()) == {"ok"}, verdicts
+    markdown = (pytester.path / "reports" / "report.md").read_text()
+    assert "- wrong gradient: of input v1" in markdown
+    judged = {f["name"]: sum(f["judged"].values()) for f in report["functions"]}
+    # The book's own steps 23-32 Functions (Add, Mul, Pow, ...), and the correct Sin: no
+    # finding, and as many examples judged as an `ok` needs (-k makes them `partial`).
+    assert set(judged) >= {"Add", "Mul", "Div", "Pow", "Sin", "MulWrongSecond"}
+    assert min(n for name, n in judged.items() if name != "MulWrongSecond") >= 20, judged
 
 
 HELPER = """
