@@ -220,4 +220,17 @@ class ProdViaDivision(Function):
         return gy * self.output.data / self.input.data
 
 
+class SiluDropsTermInTail(Function):
+    # BUG: silu' = s + x s (1 - s); the second term is dropped for |x| > 30 as "negligible",
+    # but for x < 0 it is the larger one: the gradient is x e^x, not e^x, wrong ~30 times over
+    # on -38 < x < -30 (below that float64 rounds s to 0 in both formulas)
+    def forward(self, x):
+        return x * _sigmoid(x)
+
+    def backward(self, gy):
+        x = self.input.data
+        s = 0.5 * np.tanh(0.5 * x) + 0.5
+        return np.where(np.abs(x) > 30, s, s + x * s * (1 - s)) * gy
+
+
 FUZZ_FACTORIES = {SmoothL1ForgetsBeta: lambda: SmoothL1ForgetsBeta(2.0)}

@@ -96,11 +96,14 @@ def judge_gradient(case, *, strict=True):
         tried.append(judge.estimate(probe))
         if isinstance(tried[-1], oracle.Estimate):
             break
+        if tried[-1].reason == oracle.SWAMPED:  # the later scales' steps are no larger
+            return Verdict(Status.REJECT, oracle.SWAMPED, *[np.nan] * 4)
     else:
         return Verdict(Status.REJECT, tried[0].reason, *[np.nan] * 4)
     judge.g = np.asarray(chains.backprop(graph, case.gy), dtype=np.float64)
     verdict = judge.verdict(probe, tried[-1])
-    if verdict.status == Status.FAIL:
+    if verdict.status == Status.FAIL or verdict.reason == NO_DIGIT:
+        # Backward's rounding floor is summed over the array: a part of it may judge.
         verdict = judge.localize(probe.q, verdict)
     return verdict
 
@@ -179,6 +182,7 @@ class _Judge:
         An injected error survives the rerun and still fails; digits lost to rounding
         move the rerun's result and pass, with an imprecise note when they are many.
         """
+        verdict.detail = found.note
         rounding = strict.wide_rounding(
             self.case.chain, self.case.x, self.case.gy, found.q, verdict.analytic
         )
@@ -195,22 +199,52 @@ class _Judge:
                 return
             verdict.detail = f"not rounding: {rounding.reason}"
             return
-        allowed = _allowed(found) + _cancellation_floor(found, self.case.gy)
-        measured = rounding.wide is not None and rounding.amount <= 0.5 * abs(rounding.wide)
+        allowed = _allowed(found)
+        floor = _cancellation_floor(found, self.case.gy)
+        measured = (
+            rounding.wide is not None
+            and rounding.wide != 0
+            and rounding.amount <= 0.5 * abs(rounding.wide)
+        )
         if measured:
             allowed += SAFETY_ON_ROUNDING * rounding.amount
+        elif rounding.wide is None:
+            allowed += floor  # unmeasured: a cancellation of order-1 terms is assumed
         if verdict.abs_error <= allowed:
             verdict.status, verdict.tolerance = Status.PASS, allowed
             verdict.detail = "within backward's own rounding"
             if measured and rounding.imprecise:
                 verdict.imprecise = rounding.lost_digits
         elif rounding.wide is None:
-            verdict.detail = f"backward's own rounding not measured: {rounding.reason}"
-        elif not measured:
-            verdict.detail = "backward's rounding, measured in long double, leaves no digit"
-        else:
+            verdict.detail = _joined(
+                verdict.detail, f"backward's own rounding not measured: {rounding.reason}"
+            )
+        elif (
+            not measured
+            and rounding.wide != 0
+            and abs(rounding.wide - found.value) <= allowed + WIDE_GAIN * rounding.amount
+        ):
+            # float64 kept no digit of a formula that long double shows right.
+            verdict.status = Status.PASS
+            verdict.tolerance = allowed + WIDE_GAIN * rounding.amount
             verdict.detail = (
-                f"rounding does not explain it: a long double rerun gives {rounding.wide:.17g}"
+                f"float64 keeps no digit; a long double rerun gives {rounding.wide:.17g}, "
+                "which the oracle confirms"
+            )
+            verdict.imprecise = rounding.lost_digits
+        elif not measured and verdict.abs_error <= allowed + floor:
+            # The rerun cancels as float64 does: neither keeps a digit of the gradient.
+            verdict.status = Status.REJECT
+            verdict.reason = NO_DIGIT
+        elif not measured:
+            verdict.detail = _joined(
+                verdict.detail,
+                f"float64 keeps no digit; a long double rerun gives {rounding.wide:.17g}",
+            )
+        else:
+            verdict.detail = _joined(
+                verdict.detail,
+                f"rounding does not explain it: a long double rerun gives {rounding.wide:.17g}",
             )
 
     def localize(self, q, verdict):
@@ -233,13 +267,19 @@ class _Judge:
                     verdict.tolerance,
                     verdict.step,
                 )
-        verdict.elements = [[int(j) for j in np.unravel_index(i, q.shape)] for i in block]
+        if verdict.status == Status.FAIL:
+            verdict.elements = [[int(j) for j in np.unravel_index(i, q.shape)] for i in block]
         return verdict
 
 
 # Below this fraction of the summed terms, forward and backward may legitimately
 # disagree: two correct formulas, a series cut off at float precision.
 CONSISTENCY = 1e-11
+
+
+def _joined(*notes):
+    """The non-empty notes of a verdict's detail, in order."""
+    return "; ".join(n for n in notes if n)
 
 
 def _allowed(estimate):
@@ -259,7 +299,8 @@ def _cancellation_floor(estimate, gy):
     """ULPS epsilons per unit of gy q: a derivative computed from terms of order 1 that
     cancel (1 - y*y, 0.5 tanh(x/2) + 0.5) is exact only to that, absolutely.
 
-    Allowed only when backward's float64 arithmetic did not overflow.
+    It stands in for backward's rounding only where a long double rerun cannot measure
+    it, and marks the errors that a rerun keeping no digit cannot judge.
     """
     return oracle.ULPS * oracle.EPS * _units(estimate, gy)
 
@@ -267,6 +308,14 @@ def _cancellation_floor(estimate, gy):
 # Gradients below this, per unit of gy q, sit at float64's underflow edge.
 SUBNORMAL = oracle.TINY * 2**10
 
+
+# Where neither float64 nor the long double rerun keeps a digit of backward's result.
+NO_DIGIT = "backward's rounding, measured in long double, leaves no digit"
+
+# Where float64 keeps no digit, the long double rerun judges the formula: it must agree
+# with the oracle within this fraction of float64's rounding (long double gains 2^-11,
+# three bits of which are left to its own cancellation).
+WIDE_GAIN = 2.0**-8
 
 # Backward's measured rounding is one sample of it: a margin like the oracle's own.
 SAFETY_ON_ROUNDING = 2

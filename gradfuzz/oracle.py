@@ -20,17 +20,23 @@ example unjudged comes from forward evaluations.
   a converged window, and without one the example is unjudged.
 - Significant digits: an estimate whose tolerance exceeds DIGIT times its scale
   cannot judge anything: unjudged.
+- Forward's rounding, measured: forward runs again in long double at the same
+  points, and the tolerance covers how far that moves D (`measured_in_wide`).
 """
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from gradfuzz import graph as chains
+from gradfuzz.findings import Finding, Kind
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
+WIDE = np.longdouble
+HAS_WIDE = float(np.finfo(WIDE).eps) < EPS  # long double is float64 on some platforms
 H0 = EPS ** (1 / 3)  # balances truncation (h^2) against rounding (eps / h)
 ULPS = 4  # rounding error one stage's forward may add, in machine epsilons
 SAFETY = 2  # margin on top of every error estimate
@@ -46,6 +52,11 @@ NOISE_POINTS = 9  # points of the line whose residuals measure the output's nois
 QUANTUM_SEARCH = 24  # doublings of the noise probe's step that look for the output's quantum
 
 
+# Forward's rounding, measured by forward in long double, leaves a float64 estimate that
+# seemed significant without a digit: no smaller step can do better.
+SWAMPED = "forward's rounding, measured in long double, leaves no digit"
+
+
 @dataclass
 class Estimate:
     """A directional derivative <gy, J q> along the realized direction `q`, with its error."""
@@ -56,6 +67,9 @@ class Estimate:
     q: np.ndarray
     method: str
     step: float
+    # The step h of the central difference D(h) whose value this is; None for other oracles.
+    central_step: float | None = None
+    note: str = ""  # what could not be measured, for a failing verdict's detail
 
     @property
     def significant(self):
@@ -83,6 +97,33 @@ class Probe:
             graph = chains.build(self.chain, self.x + s * self.q)
             self._points[s] = graph.y.data if graph.valid() else None
         return self._points[s]
+
+    def wide_shift(self, h, value):
+        """(|D(h) in long double - value|, None), or (None, why it cannot be measured).
+
+        The points x +- h q are float64's own: only forward's rounding changes.
+        """
+        if not HAS_WIDE:
+            return None, "no type wider than float64 on this platform"
+        ends = []
+        for s in (h, -h):
+            try:
+                graph = chains.build(self.chain, (self.x + s * self.q).astype(WIDE))
+            except Finding as finding:
+                if finding.kind == Kind.TIMEOUT:
+                    raise
+                return None, f"forward failed in long double ({finding.kind})"
+            if not graph.valid():
+                return None, "forward is not valid in long double here"
+            if any(np.asarray(v.data).dtype != WIDE for v in graph.variables):
+                return None, "forward returns float64 for long double input"
+            ends.append(graph.y.data)
+        with np.errstate(over="ignore", invalid="ignore"):
+            gy = np.asarray(self.gy, dtype=WIDE)
+            shift = float(abs(np.sum(gy * (ends[0] - ends[1])) / (2 * WIDE(h)) - WIDE(value)))
+        if not np.isfinite(shift):
+            return None, "forward overflows in long double here"
+        return shift, None
 
     def realized(self, h):
         """The direction a central difference with step h really takes: ((x+hq) - (x-hq)) / 2h."""
@@ -250,7 +291,35 @@ def _jittered(chain, x, coherent):
 
 
 def estimate(probe):
-    """The central-difference Estimate of <gy, J q>, or Unjudged with the reason.
+    """The central-difference Estimate of <gy, J q>, or Unjudged with the reason; its
+    tolerance covers forward's rounding as a long double forward measures it
+    (`measured_in_wide`).
+    """
+    found = _estimate(probe)
+    return measured_in_wide(probe, found) if isinstance(found, Estimate) else found
+
+
+def measured_in_wide(probe, found):
+    """`found` with its tolerance widened to the rounding that forward in long double
+    shows in its central difference, or with a note where that cannot run.
+
+    Output stuck on one quantum while a smooth factor moves (0.5 x (1 + tanh u) with
+    tanh u near -1) gives a central difference that agrees with itself at every
+    step, and a noise probe that sees nothing: only a wider forward shows it.
+    """
+    shift, reason = probe.wide_shift(found.central_step, found.value)
+    if shift is None:
+        return dataclasses.replace(found, note=f"the oracle's rounding not measured: {reason}")
+    widened = dataclasses.replace(
+        found, tolerance=found.tolerance + SAFETY * max(shift - found.tolerance, 0.0)
+    )
+    if found.significant and not widened.significant:
+        return Unjudged(SWAMPED)
+    return widened
+
+
+def _estimate(probe):
+    """The central-difference Estimate of <gy, J q> in float64, or Unjudged with the reason.
 
     Where the steps from h0 are in the asymptotic regime but the estimate has no
     significant digit (the forward's rounding swamps its change), larger steps
@@ -298,7 +367,7 @@ def _at_step(probe, h):
     if not _smooth(probe, h / 2, scale, rounding) or truncation > ASYMPTOTIC * scale + rounding:
         return None
     tolerance = SAFETY * (truncation + rounding)
-    return Estimate(d2, tolerance, scale, probe.realized(h / 2), "central difference", h)
+    return Estimate(d2, tolerance, scale, probe.realized(h / 2), "central difference", h, h / 2)
 
 
 def rounding_error(probe, h):
@@ -390,7 +459,7 @@ def _ladder(probe, start):
             abs(d3 - d4) + rounding_error(probe, h4) + rounding_error(probe, 2 * h4)
         )
         windows.append(
-            Estimate(d4, tolerance, scale, probe.realized(h4), "central-difference ladder", h4)
+            Estimate(d4, tolerance, scale, probe.realized(h4), "central-difference ladder", h4, h4)
         )
         if len(windows) >= CONCLUSIVE and _agree(windows[-CONCLUSIVE:]):
             break

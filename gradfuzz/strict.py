@@ -24,7 +24,7 @@ import numpy as np
 from gradfuzz import graph as chains
 from gradfuzz import oracle
 from gradfuzz.findings import Finding, Kind
-from gradfuzz.oracle import EPS, NOISE_STEP, SAFETY, TINY, Estimate
+from gradfuzz.oracle import EPS, HAS_WIDE, NOISE_STEP, SAFETY, TINY, WIDE, Estimate
 
 COMPLEX_STEP = 2.0**-30
 RICHARDSON_STEP = 2.0**-10  # about eps^(1/5): balances h^4 truncation against eps / h
@@ -35,9 +35,6 @@ SHRINK = 2.0**-10  # how much smaller the next step is when a stage leaves the l
 # the complex forward strays further than this from the real forward, the complex step
 # is not trusted (complex log1p near 1e-6 loses digits that real log1p keeps).
 COMPLEX_ULPS = 64
-WIDE = np.longdouble
-WIDE_EPS = float(np.finfo(WIDE).eps)
-HAS_WIDE = WIDE_EPS < EPS
 # Rounding beyond this many epsilons of the summed terms is more than a correctly
 # rounded backward loses: an imprecise_gradient note.
 IMPRECISE_ULPS = 2.0**10

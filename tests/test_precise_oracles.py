@@ -6,6 +6,7 @@ from hypothesis.errors import UnsatisfiedAssumption
 
 import examples.awkward as awkward
 import examples.correct as correct
+import examples.escapes as escapes
 from engine import Function, Square
 from gradfuzz import graph as chains
 from gradfuzz import holomorphic
@@ -116,3 +117,34 @@ def test_a_jacobian_factor_within_2_10_of_overflow_is_not_a_bug_whatever_gy_is()
         assert "overflow" in str(unjudged)
     else:
         raise AssertionError("a gradient near overflow was judged")
+
+
+def test_a_correct_gelu_whose_output_moves_in_quanta_is_not_failed():
+    # At x = -6.91, 1 + tanh(u) is 2e-15, a few ulps of 1: the central difference sees only
+    # 0.5 x and gives +6.3e-14 where the true value is -5.2e-12. Forward in long double shows it.
+    case = case_of(awkward.GeluTanhApproximation, -6.909590879017742, 9.586412452057079, 1.0)
+    assert judge_gradient(case).status != Status.FAIL
+
+
+def test_a_gelu_with_a_constant_wrong_by_1e_5_still_fails_away_from_its_tail():
+    class GeluOff(awkward.GeluTanhApproximation):
+        def backward(self, gy):
+            return awkward.GeluTanhApproximation.backward(self, gy) * (1 + 1e-5)
+
+    assert judge_gradient(case_of(GeluOff, -1.5, 0.75, 1.0)).status == Status.FAIL
+    assert judge_gradient(case_of(GeluOff, -4.25, 0.75, 1.0)).status == Status.FAIL
+
+
+def test_a_silu_whose_float64_backward_keeps_no_digit_passes_where_long_double_agrees():
+    # At x = -38.05, 0.5 tanh(x/2) + 0.5 rounds to 0 in float64, so backward returns 0; the
+    # same formula in long double gives the true gradient.
+    class Silu(escapes.SiluDropsTermInTail):  # its accurate forward, the whole derivative
+        def backward(self, gy):
+            x = self.input.data
+            s = 0.5 * np.tanh(0.5 * x) + 0.5
+            return (s + x * s * (1 - s)) * gy
+
+    verdict = judge_gradient(case_of(Silu, -38.0547, 1.0, 1.0))
+    assert verdict.status == Status.PASS and verdict.imprecise > 15
+    dropped = judge_gradient(case_of(escapes.SiluDropsTermInTail, -38.0547, 1.0, 1.0))
+    assert dropped.status == Status.FAIL

@@ -54,6 +54,7 @@ NARROW_BANDS = {
     "TanhCutoff": ("gradient_mismatch", 1),
     "TanhFloat32FastPath": ("gradient_mismatch", 128),
     "CosFlatNearZero": ("gradient_mismatch", 1),
+    "SiluDropsTermInTail": ("gradient_mismatch", 1),
 }
 
 
