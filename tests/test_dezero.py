@@ -5,6 +5,7 @@ dezero` installs it and runs them.
 """
 
 import ast
+import contextlib
 import importlib.util
 import os
 import typing
@@ -12,14 +13,16 @@ import typing
 import numpy as np
 import pytest
 from fuzzer import EXAMPLES, REPO, findings_by_function, fuzz
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import UnsatisfiedAssumption
 
 import engine
 from gradfuzz import adapters
 from gradfuzz.adapters.dezero import load
 from gradfuzz.registry import FunctionRegistry
 from gradfuzz.signature import signature
+from strategies.arrays import directions, upstream_grads
 from strategies.params import broadcastable_shapes
 
 needs_dezero = pytest.mark.skipif(
@@ -338,3 +341,22 @@ def test_a_correct_engine_passes_the_dag_property(pytester, monkeypatch):
     [square] = report["functions"]
     assert square["verdict"] == "ok", result.stdout.str()
     assert square["judged"]["gradient_of_dags"] >= 20
+
+
+@needs_dezero
+@settings(max_examples=30, deadline=None)
+@given(gy=upstream_grads(shape=(3,)), d=directions(shape=(6,)))
+def test_a_correct_sin_of_a_huge_square_in_a_dag_is_never_a_finding(gy, d):
+    # v3 = sin(v0 * v0) at v0 = 2^16: relative steps span thousands of sin's periods.
+    dezero = load()
+    from gradfuzz.dag import Call
+    from gradfuzz.joint import check_graph_gradient
+    from strategies.graphs import GraphCase
+
+    spec = FunctionRegistry().add(dezero.functions.Sin)
+    program = [("mul", (0, 0)), ("f", (2,)), ("add", (0, 0)), ("add", (4, 1)), ("add", (5, 3))]
+    arrays = [np.array([0.0, 0.0, 65536.0]), np.array([0.0, 0.0, 1.0])]
+    call = Call(spec, dezero.functions.Sin(), arrays, free=range(2), program=program)
+    case = GraphCase("Sin", call, (call.packed_spec(),), call.pack(), gy, d)
+    with contextlib.suppress(UnsatisfiedAssumption):  # not judged: an honest outcome
+        check_graph_gradient(case)
