@@ -123,9 +123,8 @@ def _judge(case, y0, g, d, wide, groups=None):
     A fail must survive two more tests, or the example is rejected: the oracle
     along q / 4 (other steps, other rounding) must agree with itself and fail
     too, and bisecting q's elements must find a block that still fails (a kink
-    hidden among other elements is seen alone). A fail found with steps relative
-    to elements above 1 must fail with absolute steps too. `groups` (index arrays)
-    are bisected whole, so that tied elements keep moving together.
+    hidden among other elements is seen alone). `groups` (index arrays) are
+    bisected whole, so that tied elements keep moving together.
     """
     for s in step_scales(case.x):
         verdict = _along(case, y0, g, d * s, wide)
@@ -133,9 +132,6 @@ def _judge(case, y0, g, d, wide, groups=None):
             break
     if verdict.status != Status.FAIL:
         return verdict
-    if np.any(s > 1) and _along(case, y0, g, d, wide).status != Status.FAIL:
-        # Relative steps at large elements can span many periods (sin(v0 * v0), v0 = 2^16).
-        return _rejected("a mismatch that steps of absolute size do not confirm")
     q = d * s
     block = groups or [np.array([i]) for i in np.flatnonzero(q)]
     while True:
@@ -217,6 +213,10 @@ def _along(case, y0, g, q, wide, full=False):
         # Tanh's 1 - y * y near saturation: y does not move by one ulp at these steps, yet
         # the derivative is not zero. A flat output can confirm a zero, never convict.
         return _rejected("the output does not move at these steps (flat)")
+    if status == Status.FAIL and found.step > oracle.H0:
+        # The larger steps the oracle tries where rounding swamps h0 can span many periods
+        # of a fast oscillation (sin(v0 * v0) at v0 = 8192): they confirm, never convict.
+        return _rejected("a mismatch seen only at steps above h0, which can alias")
     if full:
         tell(note, f"analytic={analytic!r} numerical={found.value!r} tolerance={allowed!r}")
     return Verdict(status, found.method, analytic, found.value, allowed, found.step)
