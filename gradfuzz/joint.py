@@ -123,8 +123,9 @@ def _judge(case, y0, g, d, wide, groups=None):
     A fail must survive two more tests, or the example is rejected: the oracle
     along q / 4 (other steps, other rounding) must agree with itself and fail
     too, and bisecting q's elements must find a block that still fails (a kink
-    hidden among other elements is seen alone). `groups` (index arrays) are
-    bisected whole, so that tied elements keep moving together.
+    hidden among other elements is seen alone). A fail found with steps relative
+    to elements above 1 must fail with absolute steps too. `groups` (index arrays)
+    are bisected whole, so that tied elements keep moving together.
     """
     for s in step_scales(case.x):
         verdict = _along(case, y0, g, d * s, wide)
@@ -132,6 +133,9 @@ def _judge(case, y0, g, d, wide, groups=None):
             break
     if verdict.status != Status.FAIL:
         return verdict
+    if np.any(s > 1) and _along(case, y0, g, d, wide).status != Status.FAIL:
+        # Steps relative to elements above 1 can span many periods (sin(v0 * v0), v0 = 8192).
+        return _rejected("a mismatch that steps of absolute size do not confirm")
     q = d * s
     block = groups or [np.array([i]) for i in np.flatnonzero(q)]
     while True:
