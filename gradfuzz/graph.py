@@ -207,9 +207,7 @@ def _checked_backward(graph, i, backward, before, names, x):
                 input=x,
             )
         _check_form(name, graph.variables[i], g, names, x)
-        # Every backward is handed an ndarray: Exp's backward returns a numpy scalar for a
-        # 0-d input, which the next Function need not accept.
-        return np.asarray(g) if isinstance(g, np.generic) else g
+        return g
 
     return checked
 
