@@ -26,7 +26,7 @@ import examples.correct as correct
 import examples.wrong as wrong
 from bench import sensitivity
 from engine import Variable, square
-from gradfuzz import profiles
+from gradfuzz import profiles, replay
 from gradfuzz.checks import check_gradient, check_invariants, check_traversals
 from gradfuzz.findings import Finding
 from strategies import FunctionRegistry, cases, default_registry, defined_in
@@ -176,6 +176,31 @@ def isolation():
     result["watchdog_overhead"] = round(
         result["isolated_s"] / result["isolated_no_watchdog_s"] - 1, 3
     )
+    return result
+
+
+def replays():
+    """Report-time replays of examples/hostile.py's findings (plain command, ci, default
+    --fuzz-timeout): wall and CPU seconds of replay.verify on the findings of a process
+    that ended or hung, and on the others (without their earlier calls)."""
+    hostile = os.path.join(REPO, "examples", "hostile.py")
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider",
+             "--hypothesis-profile=ci", f"--report-dir={out}/reports", "--fuzz", hostile],
+            cwd=REPO, check=False, capture_output=True,
+        )  # fmt: skip
+        with open(os.path.join(out, "reports", "report.json"), encoding="utf-8") as text:
+            found = json.load(text)["counterexamples"]
+    sources = {f["function"]: (hostile, f["function"]) for f in found}
+    result = {}
+    for name, dies in (("process_kinds", True), ("others", False)):
+        chosen = [dict(f) for f in found if (f["kind"] in replay.PROCESS_KINDS) is dies]
+        start, cpu = time.perf_counter(), _children_cpu()
+        replay.verify(chosen, sources)
+        result[f"{name}_s"] = round(time.perf_counter() - start, 1)
+        result[f"{name}_cpu_s"] = round(_children_cpu() - cpu, 1)
+        result[name] = sorted(f"{f['function']}: {f['reproduced']}" for f in chosen)
     return result
 
 
@@ -336,6 +361,14 @@ def _isolation_md(iso):
             f"{100 * iso['watchdog_overhead']:.1f}%"]  # fmt: skip
 
 
+def _replays_md(r):
+    return [f"Report-time replays of hostile.py's findings: {len(r['process_kinds'])} of "
+            f"processes that ended or hung in {r['process_kinds_s']} s "
+            f"({r['process_kinds_cpu_s']} CPU s), {len(r['others'])} others in "
+            f"{r['others_s']} s ({r['others_cpu_s']} CPU s); reproduced: "
+            + "; ".join(r["process_kinds"] + r["others"])]  # fmt: skip
+
+
 def _depth_md(rows):
     out = ["| backward() depth | seconds | peak KiB |", "| ---: | ---: | ---: |"]
     return out + [f"| {r['functions']} | {r['seconds']} | {r['peak_kib']} |" for r in rows]
@@ -355,6 +388,7 @@ PARTS = {
     "sensitivity": (lambda: sensitivity.measure(), _sensitivity_md),
     "suite": (lambda: suite_wall_time(), _suite_md),
     "isolation": (lambda: isolation(), _isolation_md),
+    "replays": (lambda: replays(), _replays_md),
 }
 
 

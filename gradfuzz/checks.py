@@ -138,6 +138,7 @@ class _Judge:
         allowed = _allowed(found)
         status = Status.PASS if abs(analytic - found.value) <= allowed else Status.FAIL
         verdict = Verdict(status, found.method, analytic, found.value, allowed, found.step)
+        verdict.q = np.asarray(found.q)
         if status == Status.FAIL:
             self._account_for_rounding(verdict, found)
         return verdict
@@ -163,6 +164,8 @@ class _Judge:
             precise = strict.complex_wide(probe, precise)
             if abs(along - precise.value) <= _allowed(precise):
                 return precise, along
+            if precise.tolerance >= cheap.tolerance:
+                precise = None  # no sharper than the central difference that passed
         other = strict.richardson_estimate(probe, cheap)
         if precise is not None and (
             other is None or abs(other.value - precise.value) <= other.tolerance + precise.tolerance
@@ -359,6 +362,8 @@ def _numbers(case, verdict):
         "input": case.x,
         "upstream_grad": case.gy,
         "direction": case.d,
+        # what <backward(gy), q> was taken along: the direction times the step scale, realized
+        "q": verdict.q,
         "analytic": verdict.analytic,
         "numerical": verdict.numerical,
         "abs_error": verdict.abs_error,

@@ -89,15 +89,9 @@ class Call:
             values.append(self.adapter.call(step, [values[j] for j in operands])[0])
         return [values[-1]]
 
-    @contextlib.contextmanager
     def described(self, arrays):
         """Add the inputs and parameters to a Finding raised inside, for the report and replay."""
-        try:
-            yield
-        except Finding as finding:
-            for key, value in describe(self, arrays).items():
-                finding.numbers.setdefault(key, value)
-            raise
+        return _described(self, arrays)
 
     def pickled(self):
         """The unused Function instance, pickled as hex, for the replay; None if it cannot be."""
@@ -253,6 +247,16 @@ def _finding(kind, call, explanation, arrays, **numbers):
     )
 
 
+@contextlib.contextmanager
+def _described(call, arrays):
+    try:
+        yield
+    except Finding as finding:
+        for key, value in describe(call, arrays).items():
+            finding.numbers.setdefault(key, value)
+        raise
+
+
 def describe(call, arrays):
     """What a Finding about a call carries: its inputs, exactly, and its parameters."""
     arrays = [_as(np.asarray(a), call.dtype) for a in arrays]  # as the Function receives them
@@ -293,13 +297,19 @@ class SecondCall:
     def first(self, z):
         """s(z) = <backward's gradient at z for gy, v>, as a 0-d array, in float64 (for a
         float32 Function too: the oracle's reference is the more precise one)."""
-        return np.array(np.sum(self.call.gradients(z, self.gy, dtype=np.float64) * self.v))
+        # A Finding of the first backward carries gy and v too, so that its replay can run.
+        with _described(self, self.call.unpack(z)):
+            return np.array(np.sum(self.call.gradients(z, self.gy, dtype=np.float64) * self.v))
 
     def gradients(self, z, gy2, dtype=None):
         """gy2 times backward's gradient of s at z, packed like z (in the declared dtype)."""
+        dtype = self.call.dtype if dtype is None else dtype
+        arrays = [_as(a, dtype) for a in self.call.unpack(np.asarray(z, dtype=np.longdouble))]
+        with _described(self, arrays):
+            return self._gradients(arrays, gy2, dtype)
+
+    def _gradients(self, arrays, gy2, dtype):
         call, adapter = self.call, self.call.adapter
-        dtype = call.dtype if dtype is None else dtype
-        arrays = [_as(a, dtype) for a in call.unpack(np.asarray(z, dtype=np.longdouble))]
         _, variables, outputs = call.forward(arrays)
         gys, start = [], 0
         for y in outputs:

@@ -35,9 +35,13 @@ class Graph:
         if self.warned:
             return False
         for spec, v in zip(self.chain, self.variables, strict=False):
-            if outside(spec.domain, v.data).any():
+            if spec.domain != UNBOUNDED and outside(spec.domain, v.data).any():
                 return False
         return all(np.isfinite(v.data).all() for v in self.variables)
+
+
+# The domain of a Function that declares none: nothing is outside it.
+UNBOUNDED = (None, None)
 
 
 def outside(domain, values):
@@ -76,46 +80,60 @@ def build(chain, x):
     """
     names = [spec.name for spec in chain]
     variables = [Variable(np.array(x, copy=True))]
+    # Every Variable's data as it was made, copied once (not once per later stage).
+    made = [variables[0].data.copy()]
+    kinds = "iufc" if np.iscomplexobj(x) else "iuf"
     functions = []
     recorder = _Warnings()
     for spec in chain:
-        f = guard.run(spec.make, function=spec.name, stage="build", chain=names, input=x)
-        if not isinstance(f, Function):
-            raise Finding(
-                Kind.CANNOT_BUILD,
-                spec.name,
-                f"its factory returned {type(f).__name__}, not a Function",
-                chain=names,
-                input=x,
-            )
-        v = variables[-1]
-        before = [u.data.copy() for u in variables]
-        old_call = np.seterrcall(recorder)
-        try:
-            with np.errstate(divide="call", over="call", invalid="call", under="ignore"):
-                y = guard.run(
-                    lambda f=f, v=v: f(v), function=spec.name, stage="forward", chain=names, input=x
-                )
-        except Finding as finding:
-            if finding.kind == Kind.FORWARD_RAISED and not _raised_inside(finding, f, "forward"):
-                raise _invalid(spec.name, "forward", finding.__cause__, names, x) from None
-            raise
-        finally:
-            np.seterrcall(old_call)
-        if not isinstance(y, Variable):
-            raise _invalid(spec.name, "__call__", y, names, x)
+        f = _made(spec, names, x)
+        y = _forward(spec, f, variables[-1], recorder, names, x)
         # Exactly an ndarray (np.matrix breaks the next Function), of numbers (not bools).
-        if type(y.data) is not np.ndarray or not numeric(
-            y.data, "iufc" if np.iscomplexobj(x) else "iuf"
-        ):
+        if type(y.data) is not np.ndarray or not numeric(y.data, kinds):
             raise _invalid(spec.name, "forward", y.data, names, x)
         # Any Variable of the graph so far, not only its own input: blame lands on the caller.
-        for old, u in zip(before, variables, strict=True):
+        for old, u in zip(made, variables, strict=True):
             if not same(old, u.data):
                 raise _mutated(spec.name, "forward", names, x)
         functions.append(f)
         variables.append(y)
+        made.append(y.data.copy())
     return Graph(chain, functions, variables, recorder.seen)
+
+
+def _made(spec, names, x):
+    """A fresh instance of `spec`'s Function, its factory guarded when that runs user code."""
+    if spec.built_without_user_code:
+        f = spec.make()
+    else:
+        f = guard.run(spec.make, function=spec.name, stage="build", chain=names, input=x)
+    if not isinstance(f, Function):
+        raise Finding(
+            Kind.CANNOT_BUILD,
+            spec.name,
+            f"its factory returned {type(f).__name__}, not a Function",
+            chain=names,
+            input=x,
+        )
+    return f
+
+
+def _forward(spec, f, v, recorder, names, x):
+    """f(v), guarded, with floating-point warnings going to `recorder`; a Variable or a Finding.
+
+    Each stage gets the state afresh: a Function that changes numpy's error state
+    changes it for itself only.
+    """
+    try:
+        with np.errstate(call=recorder, divide="call", over="call", invalid="call", under="ignore"):
+            y = guard.run(lambda: f(v), function=spec.name, stage="forward", chain=names, input=x)
+    except Finding as finding:
+        if finding.kind == Kind.FORWARD_RAISED and not _raised_inside(finding, f, "forward"):
+            raise _invalid(spec.name, "forward", finding.__cause__, names, x) from None
+        raise
+    if not isinstance(y, Variable):
+        raise _invalid(spec.name, "__call__", y, names, x)
+    return y
 
 
 def backprop(graph, gy, traversal="backward", on_range=None):

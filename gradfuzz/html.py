@@ -159,16 +159,7 @@ def _finding(f, classes):
         f"; found by {_e(', '.join(p for p in f.get('found_by', []) if p))}</p>",
     ]
     if f["kind"] in FIGURED:
-        if "curve" not in f:
-            why = f.get("extras_error") or "the worker could not compute the curve"
-            parts.append(f"<p><em>No figure: {_e(why)}.</em></p>")
-        elif classes is not None:
-            png = base64.b64encode(figure_png(f, classes)).decode("ascii")
-            parts.append(
-                f'<figure><img alt="analytic and numerical derivative of {_e(f["function"])} '
-                f'along the line through the counterexample" src="data:image/png;base64,{png}">'
-                "</figure>"
-            )
+        parts.append(_figure(f, classes))
     details = [f"input x: {value_text(f.get('input'))}"]
     if "upstream_grad" in f:
         details.append(f"upstream gy: {value_text(f['upstream_grad'])}")
@@ -176,3 +167,23 @@ def _finding(f, classes):
     parts.append("<ul>" + "".join(f"<li>{_e(d)}</li>" for d in details) + "</ul>")
     parts.append(f"<pre>{_e(f.get('reproduce', ''))}</pre>")
     return parts
+
+
+def _figure(f, classes):
+    """The finding's figure, or a line that says why there is none. A figure that
+    matplotlib cannot draw (a line through x = 1e-158) must never cost the report."""
+    if "curve" not in f:
+        why = f.get("extras_error") or "the worker could not compute the curve"
+        return f"<p><em>No figure: {_e(why)}.</em></p>"
+    if classes is None:
+        return ""
+    try:
+        png = base64.b64encode(figure_png(f, classes)).decode("ascii")
+    except Exception as error:
+        why = f"matplotlib failed ({type(error).__name__}: {error})"
+        return f"<p><em>No figure: {_e(why)}.</em></p>"
+    return (
+        f'<figure><img alt="analytic and numerical derivative of {_e(f["function"])} '
+        f'along the line through the counterexample" src="data:image/png;base64,{png}">'
+        "</figure>"
+    )

@@ -377,11 +377,14 @@ def rounding_error(probe, h):
     """
     plus, minus = probe.at(h), probe.at(-h)
     with np.errstate(over="ignore"):
-        outputs = ULPS * EPS * float(np.sum(np.abs(probe.gy) * (np.abs(plus) + np.abs(minus))))
+        # Each output rounds by eps of max(itself, TINY): subnormals are spaced by eps TINY.
+        # Scaled by 1 / h first, so that the allowance itself does not underflow.
+        magnitude = np.abs(plus) + np.abs(minus) + 2 * TINY
+        outputs = ULPS * EPS / (2 * h) * float(np.sum(np.abs(probe.gy) * magnitude))
     central = probe.central(h)
     drift = _drift(probe, h) * central[1] if central is not None else np.inf
     noise = max(float(np.sum(probe.noise())), probe.step_noise(2 * h))
-    return (noise + outputs / 2) / h + drift
+    return noise / h + outputs + drift
 
 
 def _drift(probe, h):

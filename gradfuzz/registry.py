@@ -1,5 +1,6 @@
 """The registry of Function classes to fuzz, in a stable order."""
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 
@@ -26,6 +27,19 @@ class Spec:
     problem: str | None = None
     adapter: object = field(default=None, compare=False)  # None: the stage-1 engine
     signature: Signature = field(default=Signature(), compare=False)
+
+    @functools.cached_property
+    def built_without_user_code(self):
+        """True when make() runs none of the user's code: the class itself, with the
+        object's own __new__ and __init__ and no metaclass, so nothing to guard."""
+        cls = self.factory
+        return (
+            self.problem is None
+            and cls is self.cls
+            and type(cls) is type
+            and cls.__new__ is object.__new__
+            and cls.__init__ is object.__init__
+        )
 
     def make(self):
         if self.problem:

@@ -27,7 +27,7 @@ def _json_safe(value):
 
 
 # Kinds that a nondeterministic backward produces as a side effect.
-_SYMPTOMS_OF_NOISE = {Kind.GRADIENT_MISMATCH, Kind.TRAVERSAL_MISMATCH}
+SYMPTOMS_OF_NOISE = {Kind.GRADIENT_MISMATCH, Kind.TRAVERSAL_MISMATCH}
 
 
 def merge(findings):
@@ -40,10 +40,10 @@ def merge(findings):
     best = {}
 
     def rank(f):
-        return (len(f["chain"]), f["kind"] in _SYMPTOMS_OF_NOISE, f["property"] or "")
+        return (len(f["chain"]), f["kind"] in SYMPTOMS_OF_NOISE, f["property"] or "")
 
     for f in sorted(findings, key=rank):
-        if f["function"] in noisy and f["kind"] in _SYMPTOMS_OF_NOISE:
+        if f["function"] in noisy and f["kind"] in SYMPTOMS_OF_NOISE:
             f = {**f, "kind": Kind.NONDETERMINISTIC.value}
         key = (f["function"], f["kind"])
         if key in best:
@@ -143,8 +143,14 @@ def check_writable(report_dir):
     parent = os.path.dirname(os.path.abspath(report_dir))
     while not os.path.exists(parent):
         parent = os.path.dirname(os.path.abspath(parent))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReportDirError(f"{parent} is not writable, so {report_dir} cannot hold the report")
+    # Try it: os.access says yes to root everywhere, and to anyone on /proc, where nothing
+    # can be created.
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".gradfuzz-probe-"))
+    except OSError as e:
+        raise ReportDirError(
+            f"{parent} is not writable ({e.strerror}), so {report_dir} cannot hold the report"
+        ) from None
 
 
 def _write(path, text, mode=0o644):
@@ -389,7 +395,8 @@ def markdown(report):
         if f.get("reproduced") is False:
             lines += [
                 "",
-                "Not reproduced standalone: it needs earlier calls (state kept between calls).",
+                "Not reproduced: a fresh process replaying it when the report was written "
+                "(after the earlier calls kept, if any) did not fail this way.",
             ]
         lines += ["", "Replay:", "", "```", f["reproduce"], "```"]
     return "\n".join(lines) + "\n"

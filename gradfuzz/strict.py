@@ -99,7 +99,18 @@ def complex_estimate(probe, cheap, depth):
     if abs(value - cheap.value) > cheap.tolerance + rounding:
         return None
     error = SAFETY * (rounding + abs(value - double) / 3)
-    return Estimate(value, error, magnitude, probe.q, "complex step", t)
+    found = Estimate(value, error, magnitude, probe.q, "complex step", t)
+    return _sharper(found, cheap)
+
+
+def _sharper(found, cheap):
+    """`found` where it is sharper than the central difference `cheap`, else None.
+
+    Richardson's steps of 2^-10 can span a whole feature (a layer norm of a constant
+    row varies on the scale of sqrt(its eps)): an error as large as the value agrees
+    with anything, and judges nothing that `cheap` did not.
+    """
+    return found if found.significant and found.tolerance < cheap.tolerance else None
 
 
 def complex_noise(probe, estimate):
@@ -165,18 +176,27 @@ def _real_part_agrees(probe, real, depth, t, cheap):
 
 
 def richardson_estimate(probe, cheap):
-    """A Richardson Estimate consistent with the central-difference `cheap`, or None."""
+    """A Richardson Estimate consistent with the central-difference `cheap`, or None.
+
+    Its steps must be asymptotic: D(h) - D(h/2) is 2 to 8 times D(h/2) - D(h/4) (4 for
+    an h^2 error), unless the latter is within rounding.
+    """
     steps = [RICHARDSON_STEP / 2**k for k in range(3)]
     found = [probe.central(h) for h in steps]
     if any(f is None for f in found):
         return None
     (d1, _), (d2, _), (d3, scale) = found
+    rounding = oracle.rounding_error(probe, steps[-1])
+    wide, narrow = d1 - d2, d2 - d3
+    if abs(narrow) > 2 * rounding and not (wide * narrow > 0 and 2 <= wide / narrow <= 8):
+        return None  # the differences do not shrink as h^2: the steps are not asymptotic
     r1, r2 = d2 + (d2 - d1) / 3, d3 + (d3 - d2) / 3
     # Richardson's weights (4/3, -1/3) carry D's rounding over at most 5/3 times.
-    error = SAFETY * (abs(r1 - r2) + 2 * oracle.rounding_error(probe, steps[-1]))
+    error = SAFETY * (abs(r1 - r2) + 2 * rounding)
     if abs(r2 - cheap.value) > cheap.tolerance + error:
         return None
-    return Estimate(r2, error, scale, probe.realized(steps[-1]), "richardson", steps[-1])
+    found = Estimate(r2, error, scale, probe.realized(steps[-1]), "richardson", steps[-1])
+    return _sharper(found, cheap)
 
 
 @dataclass

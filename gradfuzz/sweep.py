@@ -16,6 +16,7 @@ the sweep around it.
 """
 
 import dataclasses
+import itertools
 
 import numpy as np
 from hypothesis.errors import UnsatisfiedAssumption
@@ -124,11 +125,19 @@ def central(chain, x, gy, y):
 
 
 def suspicion(g, numerical, noise):
-    """|g - gy f'| / (|g| + |gy f'| + noise) per element: 0 where backward agrees with the
-    central difference, 1 where they share nothing, -1 where it cannot be had."""
+    """Two scores per element, each 0 where backward agrees with the central difference,
+    1 where they share nothing, -1 where it cannot be had:
+
+    - |g - gy f'| / (|g| + |gy f'| + noise): the noise damps the gap (tanh near 14,
+      whose difference is all noise, still ranks where backward returns 0);
+    - (|g - gy f'| - noise) / (|g| + |gy f'|): only the gap beyond the noise counts
+      (sigmoid at x = 3e-10, whose difference moves by an ulp of 0.5, must not outrank
+      a gap of 2e-4 that the difference resolves).
+    """
     with np.errstate(all="ignore"):
-        score = np.abs(g - numerical) / (np.abs(g) + np.abs(numerical) + noise)
-    return np.where(np.isfinite(score), score, -1.0)
+        gap, size = np.abs(g - numerical), np.abs(g) + np.abs(numerical)
+        scores = (gap / (size + noise), np.maximum(gap - noise, 0.0) / size)
+    return tuple(np.where(np.isfinite(score), score, -1.0) for score in scores)
 
 
 def ranked(score, discrepancy):
@@ -144,9 +153,19 @@ def ranked(score, discrepancy):
     return np.lexsort((-discrepancy, -np.minimum(score, SHARES_NOTHING)))
 
 
+def _alternating(first, second):
+    """The indices of both orders taken in turn, each once."""
+    seen, merged = set(), []
+    for i in itertools.chain.from_iterable(zip(first, second, strict=True)):
+        if i not in seen:
+            seen.add(i)
+            merged.append(int(i))
+    return merged
+
+
 def check_sweep(case, *, strict=True):
     """Judge `case` (a sweep: x holds every binade) element by element where forward is
-    elementwise; returns the passing Verdicts, [] when not elementwise.
+    elementwise; returns the passing (judged case, Verdict) pairs, [] when not elementwise.
 
     Elements whose gy f' is not safely finite and normal are left out first, from
     forward alone. `strict` as in check_gradient.
@@ -170,23 +189,26 @@ def check_sweep(case, *, strict=True):
     g = _gradient(case)
     if g is None:
         return []
-    score = suspicion(g, numerical, noise)
+    damped, beyond = suspicion(g, numerical, noise)
+    discrepancy = np.abs(g - numerical) / np.abs(case.gy)
     passed = []
-    for i in ranked(score, np.abs(g - numerical) / np.abs(case.gy))[:TRIES]:
-        if score[i] < 0:
-            break
+    for i in _alternating(ranked(damped, discrepancy), ranked(beyond, discrepancy))[:TRIES]:
+        if damped[i] < 0 or beyond[i] < 0:
+            continue
         i = int(i)
         # Among its neighbours (the sweep is sorted: similar magnitudes, so one that
         # underflows in backward does not spoil the judgement), else alone.
         lo, hi = max(i - NEIGHBOURS, 0), min(i + NEIGHBOURS, case.x.size)
-        verdict = judge_gradient(_on_element(case, i, lo, hi), strict=strict)
+        judged = _on_element(case, i, lo, hi)
+        verdict = judge_gradient(judged, strict=strict)
         if verdict.status == Status.REJECT:
             lo, hi = i, i + 1
-            verdict = judge_gradient(_alone(case, i), strict=strict)
+            judged = _alone(case, i)
+            verdict = judge_gradient(judged, strict=strict)
         if verdict.status == Status.FAIL:
             raise _smallest_failure(case, i, verdict, lo, hi, strict)
         if verdict.status == Status.PASS:
-            passed.append(verdict)
+            passed.append((judged, verdict))
             if len(passed) == CANDIDATES:
                 break
     return passed

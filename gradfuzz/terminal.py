@@ -39,11 +39,13 @@ def finding_line(finding, failing=True):
 
 def table_rows(report, report_dir):
     """(Function, verdict, kind, chain, report) for every finding and every Function not ok."""
-    verdicts = {row["name"]: row["verdict"] for row in report["functions"]}
+    functions = {row["name"]: row for row in report["functions"]}
     rows = []
     for f in report["counterexamples"]:
         script = os.path.join(report_dir, f"repro_{f['id']}.py")
-        verdict = verdicts.get(f["function"], "?").split(":")[0]
+        row = functions.get(f["function"], {"verdict": "?"})
+        # A note (imprecise_gradient) fails nothing unless --fail-on made it a failure.
+        verdict = "note" if f["kind"] in row.get("notes", []) else row["verdict"].split(":")[0]
         rows.append((f["function"], verdict, f["kind"], " -> ".join(f["chain"]), script))
     named = {f["function"] for f in report["counterexamples"]}
     markdown = os.path.join(report_dir, "report.md")

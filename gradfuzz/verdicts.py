@@ -36,6 +36,7 @@ class Verdict:
     detail: str = ""  # what the rounding measurement found, on a fail
     elements: list = field(default_factory=list)  # the localized block's indices, on a fail
     imprecise: float | None = None  # digits backward's rounding lost, when far too many
+    q: object = None  # the direction <g, q> was taken along (an ndarray), once compared
 
     @property
     def abs_error(self):

@@ -76,5 +76,5 @@ def test_gradient_across_binades(gradfuzz_function, gradfuzz, data):
     case = data.draw(sweeps(target=gradfuzz_function), label="sweep")
     if case is None:
         return  # not elementwise: the other properties judge it
-    for verdict in check_sweep(case, strict=gradfuzz.strict):
-        gradfuzz.count(case, verdict)
+    for judged, verdict in check_sweep(case, strict=gradfuzz.strict):
+        gradfuzz.count(judged, verdict)  # a note names the element judged, not the sweep

@@ -112,7 +112,7 @@ def upstream_grads(*, shape):
     magnitudes from 1e-300 to 1e301. Element i is then scaled by 1 + 0.25 frac(i phi).
     Shrinks toward 1.5 (times that factor).
     """
-    return _arrays(tuple(shape), _GY_ELEMENTS).map(lambda gy: _twisted(gy, 0.25))
+    return _twisted_arrays(tuple(shape), _GY_ELEMENTS, 0.25)
 
 
 def directions(*, shape):
@@ -121,7 +121,12 @@ def directions(*, shape):
     No element goes unchecked, and d is never uniform. Shrinks toward 0.5 (times
     that factor).
     """
-    return _arrays(tuple(shape), _D_ELEMENTS).map(lambda d: _twisted(d, 0.5))
+    return _twisted_arrays(tuple(shape), _D_ELEMENTS, 0.5)
+
+
+@functools.cache
+def _twisted_arrays(shape, elements, amount):
+    return _arrays(shape, elements).map(lambda a: _twisted(a, amount))
 
 
 def valid_input(chain, raw):

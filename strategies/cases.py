@@ -1,5 +1,6 @@
 """Whole test cases: a chain, an input in its domain, an upstream gradient and a direction."""
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,18 @@ def cases(*, target, pool=(), min_length=1, max_length=8, max_dims=4, max_side=8
     the shape (toward 0-d), then the values (toward 0 for x, 1.5 for gy, 0.5
     for d).
     """
+    pool = tuple(pool)
+    shape = None if shape is None else tuple(shape)
+    # A Spec compares by class and domain, not by factory: the factories are part of the key.
+    factories = tuple(id(spec.factory) for spec in (target, *pool))
+    return _cases_built(target, pool, min_length, max_length, max_dims, max_side, shape, factories)
+
+
+# The properties ask for the same cases on every example: a new strategy per draw is
+# validated by Hypothesis each time, which cost more than some Functions' checks. A cached
+# entry keeps its Specs alive, so the ids of their factories stay theirs.
+@functools.lru_cache(maxsize=1024)
+def _cases_built(target, pool, min_length, max_length, max_dims, max_side, shape, factories):
     drawn_chains = chains(
         pool=pool, containing=target, min_length=min_length, max_length=max_length
     )

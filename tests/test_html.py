@@ -108,17 +108,34 @@ def test_a_curve_shows_the_bug_only_where_it_is(wrong_page):
         assert wrong == (abs(x + t * p) > 1), (x + t * p, a, n, tol)
 
 
-def test_without_matplotlib_the_page_says_why(monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+def _one_finding_report():
     curve = {"t": [-1.0, 0.0, 1.0], "analytic": [1.0, 1.0, 1.0], "numerical": [2.0, 2.0, 2.0],
              "tolerance": [0.1] * 3, "unjudged": [None] * 3,
              "direction": {"shape": [], "dtype": "float64", "hex": ["0x1.0p+0"]}}  # fmt: skip
     finding = {"id": "F-gradient_mismatch", "function": "F", "kind": "gradient_mismatch",
                "explanation": "e", "chain": ["F"], "found_by": ["gradient"], "curve": curve,
                "input": None, "reproduce": "python r.py"}  # fmt: skip
-    report = {"functions": [], "counterexamples": [finding], "run": {"profile": "ci"}}
-    page = html.page(report)
+    return {"functions": [], "counterexamples": [finding], "run": {"profile": "ci"}}
+
+
+def test_a_figure_that_matplotlib_cannot_draw_costs_only_the_figure(monkeypatch):
+    # Found from outside: ticks for a line through x = 1e-158 raised ValueError inside
+    # matplotlib, and the whole report set was lost.
+    pytest.importorskip("matplotlib")
+
+    def broken(finding, classes):
+        raise ValueError("arange: cannot compute length")
+
+    monkeypatch.setattr(html, "figure_png", broken)
+    page = html.page(_one_finding_report())
+    assert "No figure: matplotlib failed (ValueError: arange: cannot compute length)" in page
+    assert "python r.py" in page
+
+
+def test_without_matplotlib_the_page_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    page = html.page(_one_finding_report())
     assert "No figures: matplotlib is not installed" in page
     assert "<img" not in page

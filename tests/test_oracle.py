@@ -206,3 +206,17 @@ def test_the_escapes_that_ci_may_not_draw_fail_at_their_inputs(name):
     x = np.array(values)
     case = Case(spec.name, (spec,), x, np.full(x.shape, 1.5), np.linspace(0.6, 1.3, x.size))
     assert outcome(case) == ("fail", kind)
+
+
+def test_a_findings_q_gives_back_its_analytic():
+    # Found from outside: the recorded direction alone did not give the reported <g, q>,
+    # which is taken along the direction times its step scale.
+    wrong = scaled(correct.Sin, 2.0)
+    spec = spec_of(wrong)
+    case = Case(spec.name, (spec,), np.array([3.5, -0.25]), np.array([0.5, 2.0]), np.ones(2))
+    with pytest.raises(Finding) as found:
+        check_gradient(case)
+    numbers = found.value.numbers
+    g = 2.0 * np.cos(case.x) * case.gy
+    assert np.sum(g * numbers["q"]) == pytest.approx(numbers["analytic"], rel=1e-12)
+    assert not np.array_equal(numbers["q"], numbers["direction"])

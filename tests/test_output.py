@@ -215,3 +215,25 @@ def test_verbose_runs_keep_pytests_letters_and_tracebacks():
     rep = types.SimpleNamespace(when="call", failed=True, skipped=False, outcome="failed")
     assert out.pytest_report_teststatus(rep, None) is None
     assert _terminal().pytest_report_teststatus(rep, None) == ("failed", "", "")
+
+
+def test_a_note_reads_note_in_the_closing_table_even_on_a_failing_function():
+    # Found from outside: a Function failing for a mismatch showed its imprecise_gradient
+    # note as a second FAIL row.
+    report = {
+        "functions": [
+            {"name": "F", "verdict": "FAIL: gradient_mismatch", "notes": ["imprecise_gradient"]},
+            {"name": "G", "verdict": "FAIL: imprecise_gradient"},
+        ],
+        "counterexamples": [
+            {"id": "F-a", "function": "F", "kind": "gradient_mismatch", "chain": ["F"]},
+            {"id": "F-b", "function": "F", "kind": "imprecise_gradient", "chain": ["F"]},
+            {"id": "G-b", "function": "G", "kind": "imprecise_gradient", "chain": ["G"]},
+        ],
+    }
+    verdicts = {(r[0], r[2]): r[1] for r in terminal.table_rows(report, "out")}
+    assert verdicts == {
+        ("F", "gradient_mismatch"): "FAIL",
+        ("F", "imprecise_gradient"): "note",
+        ("G", "imprecise_gradient"): "FAIL",  # --fail-on imprecise
+    }

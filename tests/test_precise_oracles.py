@@ -30,7 +30,7 @@ class Atan(Function):
         return np.arctan(x)
 
     def backward(self, gy):
-        return gy / (1 + self.input.data ** 2)
+        return gy / (1 + self.input.data**2)
 
 
 class AtanAsArray(Atan):
@@ -148,3 +148,47 @@ def test_a_silu_whose_float64_backward_keeps_no_digit_passes_where_long_double_a
     assert verdict.status == Status.PASS and verdict.imprecise > 15
     dropped = judge_gradient(case_of(escapes.SiluDropsTermInTail, -38.0547, 1.0, 1.0))
     assert dropped.status == Status.FAIL
+
+
+def test_an_output_among_the_subnormals_is_judged_with_their_spacing():
+    # x sin x at x = 1.66e-158 is x^2 = 2.8e-316, where outputs are spaced by 4.9e-324: a
+    # tolerance of 0 (or one that underflowed) failed the correct backward by 3.5e-5.
+    case = case_of(awkward.XSinX, 1.6626851558090836e-158, -0.11463077332278637, 1.0)
+    assert judge_gradient(case).status == Status.PASS
+
+    class XSinXOff(awkward.XSinX):
+        def backward(self, gy):
+            return awkward.XSinX.backward(self, gy) * (1 + 1e-3)
+
+    off = case_of(XSinXOff, 1.6626851558090836e-158, -0.11463077332278637, 1.0)
+    assert judge_gradient(off).status == Status.FAIL
+
+
+class LayerNorm(Function):
+    # Over the last axis, eps 1e-5: a constant row varies on the scale of sqrt(eps) only.
+    def forward(self, x):
+        m = np.mean(x, axis=-1, keepdims=True)
+        return (x - m) / np.sqrt(np.mean((x - m) ** 2, axis=-1, keepdims=True) + 1e-5)
+
+    def backward(self, gy):
+        x, y = self.input.data, self.output.data
+        m = np.mean(x, axis=-1, keepdims=True)
+        s = np.sqrt(np.mean((x - m) ** 2, axis=-1, keepdims=True) + 1e-5)
+        return (
+            gy - np.mean(gy, axis=-1, keepdims=True) - y * np.mean(gy * y, axis=-1, keepdims=True)
+        ) / s
+
+
+def test_richardson_across_a_constant_rows_whole_feature_judges_nothing():
+    # Found from outside under --fuzz-seed 1: Richardson's steps of 2^-10 span the layer
+    # norm's sqrt(eps) feature, and its error of 3.7e3 on a value of 3.7e3 "failed" it.
+    x = np.full((12, 8), -4096.0)
+    x[1] = [0, -2, 0, 0, -(2.0**26), -4096, -4096, -4096]
+    x[2, 4:] = [4, 1, 0, 1]
+    i = np.arange(96)
+    gy = 2.5 + 0.6 * ((i * 0.6180339887498949) % 1)
+    d = -1.5 - 0.75 * ((i * 0.4142135623730951) % 1)
+    d[:2] = [1.0, 0.6545085]
+    spec = spec_of(LayerNorm)
+    case = Case(spec.name, (spec,), x.reshape(2, 6, 8), gy.reshape(2, 6, 8), d.reshape(2, 6, 8))
+    assert judge_gradient(case).status != Status.FAIL

@@ -7,6 +7,7 @@ import examples.awkward as awkward
 import examples.correct as correct
 import examples.escapes as escapes
 from gradfuzz import sweep
+from gradfuzz.checks import judge_gradient
 from gradfuzz.findings import Finding
 from gradfuzz.registry import FunctionRegistry
 from strategies.arrays import MAX_BINADE, NOTABLE
@@ -92,6 +93,15 @@ def test_a_correct_function_passes_every_sweep_it_can_judge(cls):
     )
     if elementwise:
         assert judged >= 4  # some evidence from every elementwise Function, not vacuity
+
+
+def test_each_passing_verdict_comes_with_the_case_it_judged():
+    # An imprecise_gradient note names that case; the whole sweep would replay as another.
+    passed = sweep.check_sweep(sweep_case(awkward.TanhRecomputed, 0))
+    assert passed
+    for judged, verdict in passed:
+        assert judged.x.size <= 2 * sweep.NEIGHBOURS + 1
+        assert judge_gradient(judged).analytic == verdict.analytic
 
 
 def test_a_function_that_is_not_elementwise_is_left_to_the_other_properties():
