@@ -85,6 +85,57 @@ class SinCutFromTheGraph(Function):
         return gy * Variable(np.asarray(np.cos(x.data)))
 
 
+class MaxEveryTie(Function):
+    """The maximum along an axis whose backward sends gy to every element equal to it,
+    as dezero's own Max does: at a tie of k elements the gradient adds up to k * gy.
+    Moving the tied maxima together by t moves the maximum by t, not k * t."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        return x.max(axis=self.axis)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        y = np.expand_dims(x.data.max(axis=self.axis), self.axis)
+        return broadcast_to(gy.reshape(y.shape), x.shape) * Variable(x.data == y)
+
+
+class MaxFirst(Function):
+    """Correct, for contrast: gy goes to the first of the tied maxima (torch.max's choice)."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        return x.max(axis=self.axis)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        first = np.expand_dims(x.data.argmax(axis=self.axis), self.axis)
+        picked = np.zeros(x.shape)
+        np.put_along_axis(picked, first, 1.0, axis=self.axis)
+        return broadcast_to(gy.reshape(first.shape), x.shape) * Variable(picked)
+
+
+class MaxShared(Function):
+    """Correct, for contrast: gy shared evenly among the tied maxima (torch.amax's choice)."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        return x.max(axis=self.axis)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        y = np.expand_dims(x.data.max(axis=self.axis), self.axis)
+        tied = x.data == y
+        share = tied / tied.sum(axis=self.axis, keepdims=True)
+        return broadcast_to(gy.reshape(y.shape), x.shape) * Variable(share)
+
+
 class Mul(Function):
     """Correct, for contrast."""
 
@@ -106,5 +157,9 @@ FUZZ_FACTORIES = {
         draw(axes(shapes[0], single=True, allow_none=False))
     ),
     AveragePoolingNonSquare: _kernel,
+    **{
+        cls: lambda draw, shapes, cls=cls: cls(draw(axes(shapes[0], single=True, allow_none=False)))
+        for cls in (MaxEveryTie, MaxFirst, MaxShared)
+    },
 }
-FUZZ_SPEC = {SumNegativeAxis: {"min_ndim": 1}}
+FUZZ_SPEC = {cls: {"min_ndim": 1} for cls in (SumNegativeAxis, MaxEveryTie, MaxFirst, MaxShared)}

@@ -15,9 +15,11 @@ def inject(cls, error):
     """A subclass of `cls` whose backward returns (1 + error) times the right gradient."""
 
     def backward(self, gy):
-        return cls.backward(self, gy) * (1 + error)
+        g = cls.backward(self, gy)
+        return tuple(gx * (1 + error) for gx in g) if isinstance(g, tuple) else g * (1 + error)
 
-    return type(f"{cls.__name__}Off", (cls,), {"backward": backward})
+    # Defined, for the fuzzer's discovery, in the module that defines cls.
+    return type(f"{cls.__name__}Off", (cls,), {"backward": backward, "__module__": cls.__module__})
 
 
 def spec_of(cls):

@@ -12,6 +12,7 @@ along one input alone, where q is zero elsewhere).
 
 import contextlib
 import copy
+import functools
 import pickle
 
 import numpy as np
@@ -30,7 +31,8 @@ class Call:
         self.spec = spec
         self.adapter = spec.adapter
         self.function = function  # never called itself: every pass calls a deep copy
-        self.arrays = [np.array(a, copy=True) for a in arrays]
+        self.dtype = spec.signature.dtype  # of the float inputs backward is handed
+        self.arrays = [_as(np.array(a, copy=True), self.dtype) for a in arrays]
         self.free = list(spec.signature.differentiated() if free is None else free)
         # A DAG instead of one call: steps (kind, operand indices), kind "f" for the
         # Function under test or a name of the adapter's glue(); values are the
@@ -128,17 +130,24 @@ class Call:
                 )
         return f, variables, outputs
 
-    def gradients(self, z, gy, dtype=np.float64):
+    def finite_in_its_dtype(self, z):
+        """True when forward, handed z's inputs in the Function's dtype, returns finite values
+        (the oracle evaluates forward in float64, where float32's overflow is not seen)."""
+        with np.errstate(all="ignore"):
+            _, _, outputs = self.forward([_as(a, self.dtype) for a in self.unpack(z)])
+        return all(np.all(np.isfinite(self.adapter.data(y))) for y in outputs)
+
+    def gradients(self, z, gy, dtype=None):
         """Backward's gradient of every differentiated input, packed like z.
 
         `gy` is the packed upstream gradient. Raises a Finding when backward
         raises, hangs, changes an input, or gives a differentiated input no
         gradient, a gradient that is not a floating ndarray, or one of the wrong shape.
-        With `dtype=np.longdouble`, the float inputs and gy are cast to it first,
-        to measure the float64 pass's own rounding.
+        The float inputs and gy are cast to `dtype`, by default the one the
+        Function declares; `np.longdouble` measures that pass's own rounding.
         """
-        arrays = self.unpack(np.asarray(z, dtype=dtype))
-        arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+        dtype = self.dtype if dtype is None else dtype
+        arrays = [_as(a, dtype) for a in self.unpack(np.asarray(z, dtype=np.longdouble))]
         gy = np.asarray(gy, dtype=dtype)
         _, variables, outputs = self.forward(arrays)
         gys, start = [], 0
@@ -185,6 +194,11 @@ class Packed(Function):
 
     def backward(self, gy):
         raise NotImplementedError("the packed call is judged through its adapter's backward")
+
+
+def _as(a, dtype):
+    """`a` in `dtype` when it is a float array; integer inputs keep theirs."""
+    return a.astype(dtype) if a.dtype.kind == "f" else a
 
 
 def _check_gradient(call, i, g, arrays):
@@ -245,6 +259,7 @@ def _described(call, arrays):
 
 def describe(call, arrays):
     """What a Finding about a call carries: its inputs, exactly, and its parameters."""
+    arrays = [_as(np.asarray(a), call.dtype) for a in arrays]  # as the Function receives them
     return {
         "input": arrays[0],
         "inputs": [encode(a) for a in arrays],
@@ -280,15 +295,16 @@ class SecondCall:
         return getattr(self.call, name)
 
     def first(self, z):
-        """s(z) = <backward's gradient at z for gy, v>, as a 0-d array."""
+        """s(z) = <backward's gradient at z for gy, v>, as a 0-d array, in float64 (for a
+        float32 Function too: the oracle's reference is the more precise one)."""
         # A Finding of the first backward carries gy and v too, so that its replay can run.
         with _described(self, self.call.unpack(z)):
-            return np.array(np.sum(self.call.gradients(z, self.gy) * self.v))
+            return np.array(np.sum(self.call.gradients(z, self.gy, dtype=np.float64) * self.v))
 
-    def gradients(self, z, gy2, dtype=np.float64):
-        """gy2 times backward's gradient of s at z, packed like z."""
-        arrays = self.call.unpack(np.asarray(z, dtype=dtype))
-        arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+    def gradients(self, z, gy2, dtype=None):
+        """gy2 times backward's gradient of s at z, packed like z (in the declared dtype)."""
+        dtype = self.call.dtype if dtype is None else dtype
+        arrays = [_as(a, dtype) for a in self.call.unpack(np.asarray(z, dtype=np.longdouble))]
         with _described(self, arrays):
             return self._gradients(arrays, gy2, dtype)
 
@@ -304,10 +320,11 @@ class SecondCall:
                 )
             )
             start += size
+        blame = functools.partial(_helper_or, call)
         with np.errstate(all="ignore"), call.described(arrays):
             guard.run(
                 lambda: adapter.backward(outputs, gys, create_graph=True),
-                function=call.name,
+                function=blame,
                 stage="backward",
                 chain=[call.name],
                 input=arrays[0],
@@ -322,7 +339,7 @@ class SecondCall:
                 seed = (scale * self.v[where]).reshape(adapter.data(gx).shape).astype(dtype)
                 guard.run(
                     lambda gx=gx, seed=seed: adapter.backward([gx], [seed]),
-                    function=call.name,
+                    function=blame,
                     stage="backward",
                     chain=[call.name],
                     input=arrays[0],
@@ -338,6 +355,21 @@ class SecondCall:
 
     def packed_spec(self):
         return Spec(self.call.name, SecondPacked, lambda: SecondPacked(self), self.call.spec.domain)
+
+
+def _helper_or(call, exc):
+    """The Function to blame for `exc` in a second backward: the deepest engine Function
+    whose own backward is on the traceback, when it is a helper that the first backward
+    built (Conv2d's Conv2DGradW) and not the Function under test; else the one under test."""
+    base, blamed = call.adapter.function_base, call.name
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if tb.tb_frame.f_code.co_name == "backward" and isinstance(owner, base):
+            helper = type(owner)
+            blamed = call.name if helper is type(call.function) else helper.__qualname__
+        tb = tb.tb_next
+    return blamed
 
 
 class SecondPacked(Function):

@@ -313,6 +313,27 @@ def stage_lines(finding):
     return lines
 
 
+def graph_lines(finding):
+    """A graph property's finding: its engine, parameters, DAG and every input, exactly."""
+    free = finding.get("differentiated", [])
+    parameters = ", ".join(f"`{k}={v}`" for k, v in finding.get("parameters", {}).items())
+    lines = [f"- engine: {finding.get('engine', '-')}", f"- parameters: {parameters or '-'}"]
+    if finding.get("dag"):
+        lines.append(f"- DAG: `{finding['dag']}`")
+    for i, value in enumerate(finding["inputs"]):
+        role = "differentiated" if i in free else "not differentiated"
+        lines.append(f"- input v{i} ({role}): {value_text(value)}")
+    if finding.get("wrong_input") is not None:
+        lines.append(f"- wrong gradient: of input v{finding['wrong_input']}")
+    if "second_direction" in finding:
+        lines += [
+            "- the second derivative of s(x) = <backward(gy), v>, where",
+            f"  - gy: {value_text(finding['first_upstream_grad'])}",
+            f"  - v: {value_text(finding['second_direction'])}",
+        ]
+    return lines
+
+
 def markdown(report):
     """The report for people: a summary, a table, then one section per finding."""
     lines = ["# Gradient fuzzing report", ""]
@@ -354,7 +375,7 @@ def markdown(report):
             f"- meaning: {KINDS[f['kind']]}",
             f"- property: {', '.join(f['found_by'])}",
             f"- chain: `{' -> '.join(f['chain'])}`",
-            f"- input x: {value_text(f['input'])}",
+            *(graph_lines(f) if "inputs" in f else [f"- input x: {value_text(f['input'])}"]),
         ]
         if "upstream_grad" in f:
             lines.append(f"- upstream gy: {value_text(f['upstream_grad'])}")

@@ -13,14 +13,20 @@ lists it in `FUZZ_SPEC = {Class: {...}}` (which wins). Every key is optional:
 - `max_ndim`: the largest (default 4);
 - `build`: `lambda draw: (function, shapes)`, for a Function whose constructor
   arguments and input shapes must be drawn together; it replaces both the
-  factory and `shapes`.
+  factory and `shapes`;
+- `dtype`: the float dtype of its float inputs and upstream gradients,
+  `np.float64` (default) or `np.float32`; backward's rounding is then allowed
+  for in that dtype's epsilon.
 """
 
 import inspect
 from dataclasses import dataclass, field
 
+import numpy as np
+
 SPEC_NAME = "FUZZ_SPEC"
-KEYS = ("inputs", "shapes", "integer", "constant", "min_ndim", "max_ndim", "build")
+KEYS = ("inputs", "shapes", "integer", "constant", "min_ndim", "max_ndim", "build", "dtype")
+DTYPES = (np.float64, np.float32)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Signature:
     min_ndim: int = 0
     max_ndim: int = 4
     build: object = field(default=None, compare=False)
+    dtype: type = np.float64
 
     def differentiated(self):
         """The indices of the inputs whose gradients are checked."""
@@ -83,9 +90,17 @@ def signature(cls, declared=None):
         raise ValueError(
             f"the fuzz spec of {name}: build={build!r} must be lambda draw: (function, shapes)"
         )
+    try:
+        dtype = np.dtype(spec.get("dtype", np.float64)).type
+    except TypeError:
+        dtype = None
+    if dtype not in DTYPES:
+        raise ValueError(
+            f"the fuzz spec of {name}: dtype={spec['dtype']!r} must be np.float64 or np.float32"
+        )
     if len(set(integer) | constant) == inputs:
         raise ValueError(f"the fuzz spec of {name}: no input is left to differentiate")
-    return Signature(inputs, shapes, dict(integer), constant, **bounds, build=build)
+    return Signature(inputs, shapes, dict(integer), constant, **bounds, build=build, dtype=dtype)
 
 
 def _positional(forward):

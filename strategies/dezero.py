@@ -1,6 +1,6 @@
 """The factories and fuzz specs gradfuzz ships for dezero's own Functions.
 
-`shipped(module)` gives, for `dezero.core`, `dezero.functions` and
+`shipped(module)` gives, for `dezero.core`, `dezero.core_simple`, `dezero.functions` and
 `dezero.functions_conv`, ({class name: factory}, {class name: fuzz spec}) in the
 forms a target module lists in FUZZ_FACTORIES and FUZZ_SPEC. A Function that
 dezero only builds inside another's backward (GetItemGrad, Conv2DGradW,
@@ -20,7 +20,7 @@ from strategies.params import (
     sum_targets,
 )
 
-MODULES = ("dezero.core", "dezero.functions", "dezero.functions_conv")
+MODULES = ("dezero.core", "dezero.core_simple", "dezero.functions", "dezero.functions_conv")
 
 _side = st.integers(1, 3)
 _images = st.tuples(_side, _side, st.integers(1, 5), st.integers(1, 5))  # N, C, H, W

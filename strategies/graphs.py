@@ -65,21 +65,25 @@ def graph_cases(*, target, max_dims=4, max_side=4):
     """Cases for the Spec `target` (a Function of any adapter), called alone on drawn inputs.
 
     The input shapes come first (`target.signature.shapes`, else broadcast-compatible
-    shapes of `min_ndim` to `max_dims` (default 4) dims of side 1 to `max_side`
-    (default 4)), then the Function's parameters from its factory `lambda draw,
-    shapes: ...`, then integer inputs, then float values (0, or of magnitude 2^-20
-    to 2^22, most in [-4, 4]) pulled into the domain, gy and d.
+    shapes, or one shared shape when the adapter `broadcasts` not, of `min_ndim` to
+    `max_dims` (default 4) dims of side 1 to `max_side` (default 4)), then the
+    Function's parameters from its factory `lambda draw, shapes: ...`, then integer
+    inputs, then float values (0, or of magnitude 2^-20 to 2^22, most in [-4, 4])
+    pulled into the domain, gy and d.
     Shrinks toward smaller shapes, then the factory's simplest parameters, then values.
     """
     sig = target.signature
     drawn = None
     if sig.shapes is None and sig.build is None:
+        broadcasts = target.adapter is None or target.adapter.broadcasts
         drawn = broadcastable_shapes(
-            count=sig.inputs,
+            count=sig.inputs if broadcasts else 1,
             min_dims=sig.min_ndim,
             max_dims=max(min(max_dims, sig.max_ndim), sig.min_ndim),
             max_side=max_side,
         )
+        if not broadcasts:  # an engine without broadcasting: every input has one shape
+            drawn = drawn.map(lambda found: found * sig.inputs)
     return _graph_cases(target, drawn)
 
 
@@ -190,9 +194,24 @@ def _finish(draw, target, call):
     if found is None:
         reject_example("no valid input for this chain")
     z, graph = found
-    gy = draw(upstream_grads(shape=graph.y.data.shape))
+    if call.dtype is np.float64:
+        gy = draw(upstream_grads(shape=graph.y.data.shape))
+    else:  # values the Function's dtype holds, where the oracle looks; gy of moderate size
+        z, gy = _held(z, call.dtype), _held(draw(directions(shape=graph.y.data.shape)), call.dtype)
+        graph = chains.build(chain, z)
+        if not graph.valid() or not call.finite_in_its_dtype(z):
+            reject_example(f"input outside the domain in {call.dtype.__name__}")
     d = draw(directions(shape=z.shape))
     return GraphCase(target.name, call, chain, z, gy, d, [graph])
+
+
+def _held(values, dtype):
+    """`values` rounded to `dtype` (finite: overflow is not a draw), back in float64."""
+    with np.errstate(over="ignore"):
+        rounded = np.asarray(values).astype(dtype)
+    if not np.all(np.isfinite(rounded)):
+        reject_example(f"a value overflows {dtype.__name__}")
+    return rounded.astype(np.float64)
 
 
 def second_cases(*, target, max_dims=3, max_side=3):

@@ -7,6 +7,8 @@ go through an `Adapter`, a small object with these members (see `base.Adapter`):
 - `function_base`: the engine's Function class; its concrete subclasses are fuzzed;
 - `max_inputs`: how many inputs one Function call may take (None: any number);
 - `higher_order`: True when backward can itself be differentiated (create_graph);
+- `broadcasts`: False when the engine's Functions do not sum a broadcast input's
+  gradient back (dezero.core_simple): the inputs of one call then share one shape;
 - `variable(array)`: a leaf Variable holding `array`;
 - `call(f, variables)`: call the Function instance `f`; returns the list of outputs;
 - `data(v)`: the ndarray a Variable holds;
@@ -20,7 +22,8 @@ go through an `Adapter`, a small object with these members (see `base.Adapter`):
 
 `for_class(cls)` picks the adapter whose `function_base` `cls` subclasses:
 `dezero` for a subclass of `dezero.Function` (the package that pip installs,
-or the book's repository on sys.path), else the stage-1 `engine`. A DeZero-like
+or the book's repository on sys.path), `dezero.core_simple` for one of
+`dezero.core_simple.Function` (steps 23-32 of the book), else the stage-1 `engine`. A DeZero-like
 engine of your own plugs in by subclassing `base.Adapter` and passing an
 instance to `register`.
 """
@@ -45,8 +48,7 @@ def registered():
     """The adapters in the order `for_class` tries them: user adapters, dezero, engine."""
     from gradfuzz.adapters import dezero
 
-    loaded = dezero.adapter()
-    return [*_registered, *([loaded] if loaded is not None else []), Stage1()]
+    return [*_registered, *dezero.adapters(), Stage1()]
 
 
 def for_class(cls):

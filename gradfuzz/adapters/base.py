@@ -6,7 +6,8 @@ import inspect
 class Adapter:
     """Drives one DeZero-like engine: build a graph, backpropagate, read gradients.
 
-    Subclasses set `name`, `function_base`, `max_inputs` and `higher_order`, and
+    Subclasses set `name`, `function_base`, `max_inputs`, `higher_order` and
+    `broadcasts` (False: the inputs of one call are drawn with one shape), and
     implement the methods below. Every method may raise whatever the engine
     raises; the harness turns that into a Finding against the right Function.
     """
@@ -15,6 +16,7 @@ class Adapter:
     function_base = None
     max_inputs = None
     higher_order = False
+    broadcasts = True
 
     def owns(self, cls):
         """True when `cls` is a Function class of this engine."""

@@ -1,4 +1,5 @@
-"""The adapter for the `dezero` package: the book's final library (steps 1-60).
+"""The adapters for the `dezero` package: the book's final library (steps 1-60), and
+its `dezero.core_simple` (steps 23-32: ndarray gradients, no create_graph).
 
 `pip install dezero` gives 0.0.13, whose `dezero.transforms` uses `np.int` as a
 default argument; numpy removed that alias in 1.24, so importing it fails. `load`
@@ -39,12 +40,20 @@ def _np_int():
             del np.int
 
 
-def adapter():
-    """The DeZero adapter if dezero is already imported (by a target), else None."""
+def adapters():
+    """The DeZero adapters of the dezero cores already imported (by a target): [] if none.
+
+    `dezero.core_simple` comes first: the package imports one core as `dezero.Function`
+    (its `is_simple_core` switch), and a target may import the other one itself.
+    """
+    found = []
+    simple = sys.modules.get("dezero.core_simple")
+    if simple is not None and hasattr(simple, "Function"):
+        found.append(DeZeroSimple(simple))
     module = sys.modules.get("dezero")
-    if module is None or not hasattr(module, "Function"):
-        return None
-    return DeZero(module)
+    if hasattr(module, "Function") and (not found or module.Function is not simple.Function):
+        found.append(DeZero(module))
+    return found
 
 
 class DeZero(Adapter):
@@ -83,5 +92,28 @@ class DeZero(Adapter):
         v.cleargrad()
 
     def glue(self):
-        core = sys.modules["dezero.core"]
+        core = sys.modules[self.function_base.__module__]
         return {"add": core.Add, "mul": core.Mul}
+
+
+class DeZeroSimple(DeZero):
+    """dezero.core_simple.Function (steps 23-32): ndarray gradients, no create_graph, and
+    no broadcasting (the book adds it to core.py in step 40)."""
+
+    name = "dezero.core_simple"
+    higher_order = False
+    broadcasts = False
+
+    def backward(self, outputs, gys, *, create_graph=False):
+        if create_graph:
+            raise NotImplementedError("dezero.core_simple has no higher-order gradients")
+        for y, gy in zip(outputs, gys, strict=True):
+            y.grad = np.array(gy, copy=True)
+        if outputs[0].creator is not None:
+            outputs[0].backward(retain_grad=False)
+
+    def gradient(self, v):
+        return v.grad
+
+    def gradient_variable(self, v):
+        raise NotImplementedError("dezero.core_simple has no higher-order gradients")
