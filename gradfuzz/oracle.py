@@ -376,7 +376,7 @@ def rounding_error(probe, h):
     direction strays from q (in D(h) - D(h/2) too).
     """
     plus, minus = probe.at(h), probe.at(-h)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         # Each output rounds by eps of max(itself, TINY): subnormals are spaced by eps TINY.
         # Scaled by 1 / h first, so that the allowance itself does not underflow.
         magnitude = np.abs(plus) + np.abs(minus) + 2 * TINY
