@@ -225,7 +225,9 @@ def _checked_backward(graph, i, backward, before, names, x):
                 input=x,
             )
         _check_form(name, graph.variables[i], g, names, x)
-        return g
+        # Every backward is handed an ndarray: the engine's Exp returns a numpy scalar for
+        # a 0-d input, which the next Function need not accept (dezero never hands one).
+        return np.asarray(g) if isinstance(g, np.generic) else g
 
     return checked
 

@@ -62,6 +62,30 @@ def test_the_stage1_adapter_leaves_the_engine_as_it_was():
     assert "backward" not in vars(y.creator)
 
 
+NEEDS_AN_ARRAY = """
+import numpy as np
+from engine import Function
+
+
+class SquareOfArrays(Function):
+    def forward(self, x):
+        return x**2
+
+    def backward(self, gy):
+        if type(gy) is not np.ndarray:
+            raise TypeError(f"gy is {type(gy).__name__}, not an ndarray")
+        return 2 * self.input.data * gy
+"""
+
+
+def test_the_chain_properties_hand_every_backward_an_ndarray(pytester):
+    # In chains with the engine's Exp, whose backward returns a numpy scalar for 0-d input.
+    result, report = fuzz(pytester, source=NEEDS_AN_ARRAY, args=["-n", "0"])
+    assert report["counterexamples"] == [], result.stdout.str()[-3000:]
+    [square] = report["functions"]
+    assert square["verdict"] == "ok"
+
+
 def test_an_engine_class_is_chainable_and_a_two_input_spec_is_not():
     class Twice(engine.Function):
         fuzz_spec: typing.ClassVar[dict] = {"inputs": 2}
