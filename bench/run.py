@@ -267,15 +267,18 @@ def suite_wall_time():
             env = dict(os.environ, HYPOTHESIS_PROFILE="ci", COVERAGE_FILE=f"{out}/.coverage")
             start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run(
-                [sys.executable, "-m", "coverage", "run", "-m", "pytest", "-q", "-n", workers,
-                 "-p", "no:warnings", "--hypothesis-profile=ci", f"--report-dir={out}/reports",
-                 "properties", "tests"],
+                [sys.executable, "-m", "coverage", "run", "-m", "pytest", "-q", "-rf", "-n",
+                 workers, "-p", "no:warnings", "--hypothesis-profile=ci",
+                 f"--report-dir={out}/reports", "properties", "tests"],
                 cwd=REPO, env=env, check=False, capture_output=True, text=True,
             )  # fmt: skip
             result[f"n{workers}_s"] = round(time.perf_counter() - start, 1)
             result[f"n{workers}_cpu_s"] = round(_children_cpu() - cpu, 1)
             result[f"n{workers}_exit"] = done.returncode
-            result[f"n{workers}_summary"] = done.stdout.strip().splitlines()[-1:]
+            lines = done.stdout.strip().splitlines()
+            # The summary, and which tests failed: a failure here is worth naming.
+            failed = [x for x in lines if x.startswith("FAILED")]
+            result[f"n{workers}_summary"] = failed + lines[-1:]
     result["speedup"] = round(result["n0_s"] / result["n2_s"], 2)
     return result
 
