@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from bench.run import _ci_test
 from engine import Variable
-from gradfuzz import targets
+from gradfuzz import guard, targets
 from gradfuzz.checks import check_gradient, check_invariants, check_traversals
 from gradfuzz.registry import default_registry
 from strategies import cases
@@ -113,7 +113,8 @@ PROPERTIES = (
 def gradfuzz_time(spec, pool):
     """(CPU seconds of the four properties under the ci profile, examples judged, findings).
 
-    The properties' draws and checks, in this process: without pytest, the plugin's
+    The properties' draws and checks, in this process, with the time limit's alarm armed
+    once per property as the plugin arms it per test: without pytest, the plugin's
     isolation and watchdog (measured by `tox -e bench`) or the report.
     """
     judged, findings = [0], []
@@ -128,7 +129,8 @@ def gradfuzz_time(spec, pool):
     start = time.process_time()
     for name, check, max_length in PROPERTIES:
         try:
-            _ci_test(counted(check), spec, pool, max_length)()
+            with guard.watch():
+                _ci_test(counted(check), spec, pool, max_length)()
         except Exception as e:  # a finding on a correct Function: a false alarm, shown
             findings.append(f"{name}: {getattr(e, 'kind', type(e).__name__)}")
     return time.process_time() - start, judged[0], findings

@@ -26,10 +26,13 @@ import examples.correct as correct
 import examples.wrong as wrong
 from bench import sensitivity
 from engine import Variable, square
-from gradfuzz import profiles, replay
+from examples.tiny_engine import make_engine
+from gradfuzz import adapters, guard, profiles, replay
 from gradfuzz.checks import check_gradient, check_invariants, check_traversals
 from gradfuzz.findings import Finding
+from gradfuzz.joint import check_graph_gradient
 from strategies import FunctionRegistry, cases, default_registry, defined_in
+from strategies.graphs import graph_cases
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POOL = FunctionRegistry([correct.Sin, correct.Tanh, correct.Cos]).specs()
@@ -112,13 +115,15 @@ def _per_example(check, drawn):
 
 def scaling():
     """Time per gradient example as the chain grows (1 element) and as the array grows
-    (chain of one), judged by check_gradient on drawn cases of Sin, Tanh and Cos.
+    (chain of one), judged by check_gradient on drawn cases of Sin, Tanh and Cos; and as
+    the number of inputs grows, judged by the graph properties' check_graph_gradient
+    (jointly and along each input alone: one more judgement per input).
 
     Localization: a wrong Sin (wrong by 1e-8 at every element) fails every example, and
     the fail is bisected down to one element; its cost over the passing check's shows
     how localization grows with the elements (O(log n) re-judgings of O(n) each).
     """
-    rows = {"chain": [], "elements": [], "localization": []}
+    rows = {"chain": [], "elements": [], "localization": [], "inputs": []}
     for length in (1, 2, 4, 8, 16):
         strategy = cases(
             target=TARGET, pool=POOL, min_length=length, max_length=length, shape=(1,)
@@ -143,7 +148,32 @@ def scaling():
             "over_passing": round(fail_s / seconds, 1),
             "log2_elements": int(np.log2(size)),
         })  # fmt: skip
+    for count in (1, 2, 4, 8, 16):
+        spec = FunctionRegistry().add(_sin_of_sum(count))
+        drawn, _ = _draw(graph_cases(target=spec), 40)
+        seconds, judged = _per_example(check_graph_gradient, drawn)
+        rows["inputs"].append({"inputs": count, "ms_per_example": round(1e3 * seconds, 2),
+                               "judged": judged, "drawn": len(drawn)})  # fmt: skip
     return rows
+
+
+def _sin_of_sum(count):
+    """A Function of `count` inputs of 4 elements each, sin(x0 + x1 + ...), in the tiny engine
+    of examples/tiny_engine.py (the stage-1 engine takes one input)."""
+    engine = make_engine()
+    adapters.register(engine.adapter)
+
+    class SinOfSum(engine.Function):
+        fuzz_spec = {"inputs": count, "shapes": lambda draw: ((4,),) * count}  # noqa: RUF012
+
+        def forward(self, *xs):
+            return np.sin(sum(xs))
+
+        def backward(self, gy):
+            g = np.cos(sum(x.data for x in self.inputs)) * gy
+            return tuple(g for _ in range(count))
+
+    return SinOfSum
 
 
 def _fails(case):
@@ -351,6 +381,12 @@ def _scaling_md(sc):
         out.append(f"| {r['elements']} | {r['ms_per_example']} | {r['judged']}/{r['drawn']} | "
                    f"{loc['ms_per_failing_example']} | {loc['over_passing']}x | "
                    f"{loc['log2_elements']} |")  # fmt: skip
+    out += ["", "CPU time per example of a Function of several inputs (sin of their sum, 4 "
+            "elements each, check_graph_gradient):", "",
+            "| inputs | CPU ms / example | judged of drawn |",
+            "| ---: | ---: | ---: |"]  # fmt: skip
+    out += [f"| {r['inputs']} | {r['ms_per_example']} | {r['judged']}/{r['drawn']} |"
+            for r in sc.get("inputs", [])]  # fmt: skip
     return out
 
 
@@ -381,14 +417,25 @@ def _sensitivity_md(measured):
     return ["Sensitivity (x = caught):", "", sensitivity.table(measured)]
 
 
+def _armed(measure):
+    """`measure`, run with the time limit's alarm armed once, as the plugin arms it per
+    test: unarmed, every guarded call would install the signal handler for itself."""
+
+    def run():
+        with guard.watch():
+            return measure()
+
+    return run
+
+
 # Each part of the bench: what measures it, and how it prints. `tox -e bench -- out.json
 # --parts=suite,isolation` runs some of them.
 PARTS = {
-    "throughput": (lambda: throughput(), _throughput_md),
-    "detection": (lambda: detection(), _detection_md),
-    "scaling": (lambda: scaling(), _scaling_md),
+    "throughput": (_armed(throughput), _throughput_md),
+    "detection": (_armed(detection), _detection_md),
+    "scaling": (_armed(scaling), _scaling_md),
     "depth": (lambda: depth(), _depth_md),
-    "sensitivity": (lambda: sensitivity.measure(), _sensitivity_md),
+    "sensitivity": (_armed(sensitivity.measure), _sensitivity_md),
     "suite": (lambda: suite_wall_time(), _suite_md),
     "isolation": (lambda: isolation(), _isolation_md),
     "replays": (lambda: replays(), _replays_md),
