@@ -99,7 +99,18 @@ class Probe:
         return self._points[s]
 
     def wide_shift(self, h, value):
-        """(|D(h) in long double - value|, None), or (None, why it cannot be measured).
+        """(|D(h) in long double - value|, None), or (None, why it cannot be measured)."""
+        wide, reason = self.wide_central(h)
+        if wide is None:
+            return None, reason
+        with np.errstate(over="ignore", invalid="ignore"):
+            shift = float(abs(wide - WIDE(value)))
+        if not np.isfinite(shift):
+            return None, "forward overflows in long double here"
+        return shift, None
+
+    def wide_central(self, h):
+        """(D(h) with forward run in long double, None), or (None, why it cannot run).
 
         The points x +- h q are float64's own: only forward's rounding changes.
         """
@@ -120,10 +131,7 @@ class Probe:
             ends.append(graph.y.data)
         with np.errstate(over="ignore", invalid="ignore"):
             gy = np.asarray(self.gy, dtype=WIDE)
-            shift = float(abs(np.sum(gy * (ends[0] - ends[1])) / (2 * WIDE(h)) - WIDE(value)))
-        if not np.isfinite(shift):
-            return None, "forward overflows in long double here"
-        return shift, None
+            return np.sum(gy * (ends[0] - ends[1])) / (2 * WIDE(h)), None
 
     def realized(self, h):
         """The direction a central difference with step h really takes: ((x+hq) - (x-hq)) / 2h."""

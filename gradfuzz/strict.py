@@ -193,10 +193,30 @@ def richardson_estimate(probe, cheap):
     r1, r2 = d2 + (d2 - d1) / 3, d3 + (d3 - d2) / 3
     # Richardson's weights (4/3, -1/3) carry D's rounding over at most 5/3 times.
     error = SAFETY * (abs(r1 - r2) + 2 * rounding)
+    # A sharper oracle convicts only where it is sharper with forward's rounding counted in
+    # full: the rounding that a long double rerun shows is added, not merged with `error`.
+    shift = _wide_shift(probe, steps[1:], r2)
+    if shift is not None:
+        error += SAFETY * shift
     if abs(r2 - cheap.value) > cheap.tolerance + error:
         return None
     found = Estimate(r2, error, scale, probe.realized(steps[-1]), "richardson", steps[-1])
     return _sharper(found, cheap)
+
+
+def _wide_shift(probe, steps, value):
+    """|the extrapolation from D at `steps` with forward in long double - value|, or None.
+
+    A forward stuck on a few quanta of its output (1 - tanh(x)^2 near x = 15) rounds
+    each D by far more than its measured noise, and the extrapolation carries that over;
+    only a wider forward at the same points shows it.
+    """
+    wide = [probe.wide_central(h)[0] for h in steps]
+    if any(w is None for w in wide):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        shift = float(abs(wide[1] + (wide[1] - wide[0]) / 3 - WIDE(value)))
+    return shift if np.isfinite(shift) else None
 
 
 @dataclass

@@ -179,6 +179,23 @@ class LayerNorm(Function):
         ) / s
 
 
+def test_richardson_on_a_forward_a_few_quanta_deep_never_fails_a_correct_backward():
+    # Found under --fuzz-seed 0 once the draws changed: 1 - tanh(x)^2 at x = 15 is 3.7e-13,
+    # a few thousand quanta of 1.1e-16, so each D(h) is off by 4%; Richardson, with only
+    # float64's measured noise for error, "failed" the right backward by 2.9% +- 2.7%.
+    case = case_of(awkward.TanhPrime, 15.0, 1.5, 0.5)
+    assert judge_gradient(case).status != Status.FAIL
+
+
+def test_a_tanh_prime_wrong_by_1e_3_still_fails_where_its_forward_keeps_digits():
+    class TanhPrimeOff(awkward.TanhPrime):
+        def backward(self, gy):
+            return awkward.TanhPrime.backward(self, gy) * (1 + 1e-3)
+
+    assert judge_gradient(case_of(TanhPrimeOff, 0.75, 1.5, 0.5)).status == Status.FAIL
+    assert judge_gradient(case_of(TanhPrimeOff, 5.0, 1.5, 0.5)).status == Status.FAIL
+
+
 def test_richardson_across_a_constant_rows_whole_feature_judges_nothing():
     # Found from outside under --fuzz-seed 1: Richardson's steps of 2^-10 span the layer
     # norm's sqrt(eps) feature, and its error of 3.7e3 on a value of 3.7e3 "failed" it.
