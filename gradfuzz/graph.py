@@ -35,9 +35,18 @@ class Graph:
         if self.warned:
             return False
         for spec, v in zip(self.chain, self.variables, strict=False):
-            if spec.domain != UNBOUNDED and outside(spec.domain, v.data).any():
+            if spec.domain != UNBOUNDED and np.count_nonzero(outside(spec.domain, v.data)):
                 return False
-        return all(np.isfinite(v.data).all() for v in self.variables)
+        return all(finite(v.data) for v in self.variables)
+
+
+def finite(values):
+    """True when every element of `values` is finite.
+
+    count_nonzero, not .all(): a ufunc reduction costs more than the check on tiny arrays.
+    """
+    ok = np.isfinite(values)
+    return np.count_nonzero(ok) == ok.size
 
 
 # The domain of a Function that declares none: nothing is outside it.
@@ -80,24 +89,24 @@ def build(chain, x):
     """
     names = [spec.name for spec in chain]
     variables = [Variable(np.array(x, copy=True))]
-    # Every Variable's data as it was made, copied once (not once per later stage).
-    made = [variables[0].data.copy()]
-    kinds = "iufc" if np.iscomplexobj(x) else "iuf"
+    # Every Variable's data as it was made, taken once (not once per later stage).
+    made = [bits(variables[0].data)]
+    kinds = "iufc" if variables[0].data.dtype.kind == "c" else "iuf"
     functions = []
     recorder = _Warnings()
     for spec in chain:
         f = _made(spec, names, x)
         y = _forward(spec, f, variables[-1], recorder, names, x)
         # Exactly an ndarray (np.matrix breaks the next Function), of numbers (not bools).
-        if type(y.data) is not np.ndarray or not numeric(y.data, kinds):
+        if type(y.data) is not np.ndarray or y.data.dtype.kind not in kinds:
             raise _invalid(spec.name, "forward", y.data, names, x)
         # Any Variable of the graph so far, not only its own input: blame lands on the caller.
         for old, u in zip(made, variables, strict=True):
-            if not same(old, u.data):
+            if bits(u.data) != old:
                 raise _mutated(spec.name, "forward", names, x)
         functions.append(f)
         variables.append(y)
-        made.append(y.data.copy())
+        made.append(bits(y.data))
     return Graph(chain, functions, variables, recorder.seen)
 
 
@@ -387,5 +396,11 @@ def _mutated(name, stage, names, x):
 
 def same(a, b):
     """Bitwise equality, NaN payloads and signed zeros included."""
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    return bits(a) == bits(b)
+
+
+def bits(a):
+    """(shape, dtype, bytes) of `a` as an array: equal exactly where `same` says so."""
+    if type(a) is not np.ndarray:  # np.asarray costs more than the rest on tiny arrays
+        a = np.asarray(a)
+    return a.shape, a.dtype, a.tobytes()

@@ -25,6 +25,7 @@ example unjudged comes from forward evaluations.
 """
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -83,13 +84,40 @@ class Unjudged:
     reason: str
 
 
-class Probe:
-    """Forward evaluations of one chain at x + s q, cached by s."""
+def _memo(method):
+    """Cache a Probe computation by its arguments, as the points behind it are cached.
 
-    def __init__(self, chain, x, q, gy, y0=None):
+    The estimate asks for the same difference many times (the kink test, the
+    rounding, the regime tests); it is computed once. A cached array is made
+    read-only, so that no caller can change what the next one gets.
+    """
+
+    @functools.wraps(method)
+    def cached(probe, *args):
+        key = (method.__name__, *args)
+        if key not in probe._memo:
+            found = method(probe, *args)
+            if isinstance(found, np.ndarray):
+                found.flags.writeable = False
+            probe._memo[key] = found
+        return probe._memo[key]
+
+    return cached
+
+
+class Probe:
+    """Forward evaluations of one chain at x + s q, cached by s.
+
+    `jitter` (a dict) shares the noise probe's jittered forward passes, which do
+    not depend on q or gy, between the Probes of one chain at one x.
+    """
+
+    def __init__(self, chain, x, q, gy, y0=None, jitter=None):
         self.chain, self.x, self.q, self.gy = chain, x, q, gy
         self._points = {} if y0 is None else {0.0: y0}
         self._noise = None
+        self._memo = {}
+        self._jitter = {} if jitter is None else jitter
 
     def at(self, s):
         """The output at x + s q, or None where the chain is not valid there."""
@@ -129,6 +157,7 @@ class Probe:
         """The direction a central difference with step h really takes: ((x+hq) - (x-hq)) / 2h."""
         return ((self.x + h * self.q) - (self.x - h * self.q)) / (2 * h)
 
+    @_memo
     def central(self, h):
         """(D(h), the summed magnitude of its terms), or None where a point is invalid."""
         plus, minus = self.at(h), self.at(-h)
@@ -141,6 +170,7 @@ class Probe:
             return None
         return value, scale
 
+    @_memo
     def gaps(self, h):
         """|gy (f(x+hq) - 2 f(x) + f(x-hq))| / h per output element, or None."""
         plus, zero, minus = self.at(h), self.at(0.0), self.at(-h)
@@ -168,7 +198,7 @@ class Probe:
             zero = self.at(0.0)
             worst = np.zeros(np.shape(zero))
             for coherent in (True, False):
-                moved = _jittered(self.chain, self.x, coherent)
+                moved = _jittered(self.chain, self.x, coherent, self._jitter)
                 if moved is None or np.shape(moved) != np.shape(zero):
                     worst = np.full(np.shape(zero), np.inf)
                     break
@@ -203,6 +233,7 @@ class Probe:
             worst = np.max(np.abs(shifted - fitted), axis=0)
             return np.abs(self.gy) * worst
 
+    @_memo
     def step_noise(self, h):
         """Noise seen at the steps of a central difference, from fourth differences over
         x + (-s, -s/2, 0, s/2, s) q at the spreads s = h and s = h/2. About 2 sigma.
@@ -273,20 +304,35 @@ def largest_moved(x, q):
 _SEED = 20261129
 
 
+@functools.lru_cache(maxsize=256)
 def _pattern(shape, coherent):
+    """The sign pattern of the jitter: +1 everywhere, or a fixed pseudo-random one (read-only)."""
     if coherent:
-        return np.ones(shape)
-    return np.random.default_rng(_SEED).choice([-1.0, 1.0], size=shape)
+        pattern = np.ones(shape)
+    else:
+        pattern = np.random.default_rng(_SEED).choice([-1.0, 1.0], size=shape)
+    if isinstance(pattern, np.ndarray):
+        pattern.flags.writeable = False
+    return pattern
 
 
-def _jittered(chain, x, coherent):
-    """The chain's output with x and each stage's output moved by ULPS eps (one sign pattern)."""
+def _jittered(chain, x, coherent, seen):
+    """The chain's output with x and each stage's output moved by ULPS eps (one sign pattern).
+
+    `seen` maps (stage, its input's bits) to the stage's output, or None where it
+    is not valid: a one-element array's two patterns coincide, and the Probes of
+    other directions at the same x run the same passes.
+    """
     value = x * (1 + ULPS * EPS * _pattern(x.shape, coherent))
-    for spec in chain:
-        graph = chains.build((spec,), value)
-        if not graph.valid():
+    for i, spec in enumerate(chain):
+        key = (i, np.shape(value), np.asarray(value).dtype.str, np.asarray(value).tobytes())
+        if key not in seen:
+            graph = chains.build((spec,), value)
+            seen[key] = graph.y.data if graph.valid() else None
+        if seen[key] is None:
             return None
-        value = graph.y.data * (1 + ULPS * EPS * _pattern(graph.y.data.shape, coherent))
+        y = seen[key]
+        value = y * (1 + ULPS * EPS * _pattern(y.shape, coherent))
     return value
 
 
@@ -370,6 +416,7 @@ def _at_step(probe, h):
     return Estimate(d2, tolerance, scale, probe.realized(h / 2), "central difference", h, h / 2)
 
 
+@_memo
 def rounding_error(probe, h):
     """The rounding error in D(h): the stages' measured noise, the noise seen across the
     steps themselves, the outputs' own rounding at x +- h q, and how far the realized
@@ -387,6 +434,7 @@ def rounding_error(probe, h):
     return noise / h + outputs + drift
 
 
+@_memo
 def _drift(probe, h):
     """The largest relative change that rounding x +- h q makes to an element of q."""
     q = probe.q
