@@ -155,7 +155,7 @@ def backprop(graph, gy, traversal="backward", on_range=None):
     """
     names = graph.names()
     x = graph.x.data
-    before = [v.data.copy() for v in graph.variables]
+    before = [bits(v.data) for v in graph.variables]
     graph.y.grad = np.array(gy, copy=True)
 
     def blame(exc):
@@ -182,7 +182,7 @@ def backprop(graph, gy, traversal="backward", on_range=None):
     for i in reversed(range(len(graph.functions))):
         _check_gradient(graph, i, names, x)
     for spec, old, v in zip(graph.chain, before, graph.variables, strict=False):
-        if not same(old, v.data):
+        if bits(v.data) != old:
             raise _mutated(spec.name, "backward", names, x)
     return graph.x.grad
 
@@ -213,7 +213,7 @@ def _checked_backward(graph, i, backward, before, names, x):
         g = backward(gy)
         guard.check_threads(threads, name, "backward", names, x)
         for j, (old, v) in enumerate(zip(before, graph.variables, strict=True)):
-            if not same(old, v.data):
+            if bits(v.data) != old:
                 if j <= i:
                     raise _mutated(name, "backward", names, x)
                 raise Finding(

@@ -165,7 +165,7 @@ class Probe:
             return None
         with np.errstate(over="ignore", invalid="ignore"):
             terms = self.gy * (plus - minus) / (2 * h)
-            value, scale = float(np.sum(terms)), float(np.sum(np.abs(terms)))
+            value, scale = float(terms.sum()), float(np.abs(terms).sum())
         if not (np.isfinite(value) and np.isfinite(scale)):
             return None
         return value, scale
@@ -250,7 +250,7 @@ class Probe:
                 return 0.0
             with np.errstate(over="ignore", invalid="ignore"):
                 a, b, c, d, e = points
-                fourths.append(float(np.sum(np.abs(self.gy * ((a + e) - 4 * (b + d) + 6 * c)))))
+                fourths.append(float(np.abs(self.gy * ((a + e) - 4 * (b + d) + 6 * c)).sum()))
         wide, narrow = fourths
         if not np.isfinite(wide + narrow):
             return np.inf
@@ -285,11 +285,11 @@ class Probe:
         if plus is None or minus is None:
             return None
         with np.errstate(over="ignore", invalid="ignore"):
-            return abs(float(np.sum(self.gy * (plus - minus))))
+            return abs(float((self.gy * (plus - minus)).sum()))
 
     def _noise_step(self):
         """A step that moves the largest element of x that q moves by NOISE_STEP ulps."""
-        reach = float(np.max(np.abs(self.q), initial=0.0))
+        reach = float(np.abs(self.q).max(initial=0.0))
         if reach == 0:
             return 1.0
         return NOISE_STEP * EPS * max(largest_moved(self.x, self.q), TINY / EPS) / reach
@@ -297,7 +297,7 @@ class Probe:
 
 def largest_moved(x, q):
     """max |x_i| over the elements that q moves (q_i != 0), 0 when none."""
-    return float(np.max(np.abs(x[q != 0]), initial=0.0)) if np.shape(q) == np.shape(x) else 0.0
+    return float(np.abs(x[q != 0]).max(initial=0.0)) if np.shape(q) == np.shape(x) else 0.0
 
 
 # A fixed seed: the probe must be the same on every run, and it is not test data.
@@ -427,10 +427,10 @@ def rounding_error(probe, h):
         # Each output rounds by eps of max(itself, TINY): subnormals are spaced by eps TINY.
         # Scaled by 1 / h first, so that the allowance itself does not underflow.
         magnitude = np.abs(plus) + np.abs(minus) + 2 * TINY
-        outputs = ULPS * EPS / (2 * h) * float(np.sum(np.abs(probe.gy) * magnitude))
+        outputs = ULPS * EPS / (2 * h) * float((np.abs(probe.gy) * magnitude).sum())
     central = probe.central(h)
     drift = _drift(probe, h) * central[1] if central is not None else np.inf
-    noise = max(float(np.sum(probe.noise())), probe.step_noise(2 * h))
+    noise = max(float(probe.noise().sum()), probe.step_noise(2 * h))
     return noise / h + outputs + drift
 
 
@@ -440,7 +440,7 @@ def _drift(probe, h):
     q = probe.q
     moved = np.abs(probe.realized(h) - q)
     nonzero = q != 0
-    return float(np.max(moved[nonzero] / np.abs(q[nonzero]), initial=0.0))
+    return float((moved[nonzero] / np.abs(q[nonzero])).max(initial=0.0))
 
 
 def _smooth(probe, h, scale, rounding):
@@ -453,12 +453,12 @@ def _smooth(probe, h, scale, rounding):
     gap, wider = probe.gaps(h), probe.gaps(2 * h)
     if gap is None:
         return False
-    gap = float(np.sum(gap))
+    gap = float(gap.sum())
     if gap <= ASYMPTOTIC * scale + 4 * rounding:
         return True
     if wider is None:
         return False
-    return abs(gap - float(np.sum(wider)) / 2) <= ASYMPTOTIC * gap + 4 * rounding
+    return abs(gap - float(wider.sum()) / 2) <= ASYMPTOTIC * gap + 4 * rounding
 
 
 def _kink(probe, h):
