@@ -468,7 +468,7 @@ def _kink(probe, h):
         return False
     floor = 8 * probe.noise()
     candidate = (gaps[1] > KINK_RATIO * gaps[0]) & (gaps[1] * h / 2 > floor)
-    if not candidate.any():
+    if not chains.anywhere(candidate):
         return False
     for k in (2, 3, 4):
         gap = probe.gaps(h * 2.0**-k)
@@ -476,7 +476,7 @@ def _kink(probe, h):
             return False
         candidate &= (gap > KINK_RATIO * gaps[-1]) & (gap * h * 2.0**-k > floor)
         gaps.append(gap)
-        if not candidate.any():
+        if not chains.anywhere(candidate):
             return False
     return True
 
