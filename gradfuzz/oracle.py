@@ -304,16 +304,10 @@ def largest_moved(x, q):
 _SEED = 20261129
 
 
-@functools.lru_cache(maxsize=256)
 def _pattern(shape, coherent):
-    """The sign pattern of the jitter: +1 everywhere, or a fixed pseudo-random one (read-only)."""
     if coherent:
-        pattern = np.ones(shape)
-    else:
-        pattern = np.random.default_rng(_SEED).choice([-1.0, 1.0], size=shape)
-    if isinstance(pattern, np.ndarray):
-        pattern.flags.writeable = False
-    return pattern
+        return np.ones(shape)
+    return np.random.default_rng(_SEED).choice([-1.0, 1.0], size=shape)
 
 
 def _jittered(chain, x, coherent, seen):
