@@ -115,9 +115,10 @@ class _Judge:
         self.case, self.y0, self.g = case, y0, None
         self.strict = strict
         self._wide = None
+        self._jitter = {}  # the noise probe's passes at x, the same along every q
 
     def probe(self, q):
-        return oracle.Probe(self.case.chain, self.case.x, q, self.case.gy, self.y0)
+        return oracle.Probe(self.case.chain, self.case.x, q, self.case.gy, self.y0, self._jitter)
 
     def estimate(self, probe):
         """The forward-only Estimate along probe.q if it has a significant digit, else Unjudged."""

@@ -35,9 +35,22 @@ class Graph:
         if self.warned:
             return False
         for spec, v in zip(self.chain, self.variables, strict=False):
-            if spec.domain != UNBOUNDED and outside(spec.domain, v.data).any():
+            if spec.domain != UNBOUNDED and anywhere(outside(spec.domain, v.data)):
                 return False
-        return all(np.isfinite(v.data).all() for v in self.variables)
+        return all(finite(v.data) for v in self.variables)
+
+
+def anywhere(mask):
+    """True when the boolean array (or numpy bool) `mask`, made by a ufunc, holds a True.
+
+    Its bytes are 0 and 1: searching them costs less than a reduction on tiny arrays.
+    """
+    return b"\x01" in mask.tobytes()
+
+
+def finite(values):
+    """True when every element of `values` is finite."""
+    return b"\x00" not in np.isfinite(values).tobytes()  # see anywhere
 
 
 # The domain of a Function that declares none: nothing is outside it.
@@ -80,24 +93,24 @@ def build(chain, x):
     """
     names = [spec.name for spec in chain]
     variables = [Variable(np.array(x, copy=True))]
-    # Every Variable's data as it was made, copied once (not once per later stage).
-    made = [variables[0].data.copy()]
-    kinds = "iufc" if np.iscomplexobj(x) else "iuf"
+    # Every Variable's data as it was made, taken once (not once per later stage).
+    made = [bits(variables[0].data)]
+    kinds = "iufc" if variables[0].data.dtype.kind == "c" else "iuf"
     functions = []
     recorder = _Warnings()
     for spec in chain:
         f = _made(spec, names, x)
         y = _forward(spec, f, variables[-1], recorder, names, x)
         # Exactly an ndarray (np.matrix breaks the next Function), of numbers (not bools).
-        if type(y.data) is not np.ndarray or not numeric(y.data, kinds):
+        if type(y.data) is not np.ndarray or y.data.dtype.kind not in kinds:
             raise _invalid(spec.name, "forward", y.data, names, x)
         # Any Variable of the graph so far, not only its own input: blame lands on the caller.
         for old, u in zip(made, variables, strict=True):
-            if not same(old, u.data):
+            if bits(u.data) != old:
                 raise _mutated(spec.name, "forward", names, x)
         functions.append(f)
         variables.append(y)
-        made.append(y.data.copy())
+        made.append(bits(y.data))
     return Graph(chain, functions, variables, recorder.seen)
 
 
@@ -146,7 +159,7 @@ def backprop(graph, gy, traversal="backward", on_range=None):
     """
     names = graph.names()
     x = graph.x.data
-    before = [v.data.copy() for v in graph.variables]
+    before = [bits(v.data) for v in graph.variables]
     graph.y.grad = np.array(gy, copy=True)
 
     def blame(exc):
@@ -173,7 +186,7 @@ def backprop(graph, gy, traversal="backward", on_range=None):
     for i in reversed(range(len(graph.functions))):
         _check_gradient(graph, i, names, x)
     for spec, old, v in zip(graph.chain, before, graph.variables, strict=False):
-        if not same(old, v.data):
+        if bits(v.data) != old:
             raise _mutated(spec.name, "backward", names, x)
     return graph.x.grad
 
@@ -204,7 +217,7 @@ def _checked_backward(graph, i, backward, before, names, x):
         g = backward(gy)
         guard.check_threads(threads, name, "backward", names, x)
         for j, (old, v) in enumerate(zip(before, graph.variables, strict=True)):
-            if not same(old, v.data):
+            if bits(v.data) != old:
                 if j <= i:
                     raise _mutated(name, "backward", names, x)
                 raise Finding(
@@ -387,5 +400,11 @@ def _mutated(name, stage, names, x):
 
 def same(a, b):
     """Bitwise equality, NaN payloads and signed zeros included."""
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    return bits(a) == bits(b)
+
+
+def bits(a):
+    """(shape, dtype, bytes) of `a` as an array: equal exactly where `same` says so."""
+    if type(a) is not np.ndarray:  # np.asarray costs more than the rest on tiny arrays
+        a = np.asarray(a)
+    return a.shape, a.dtype, a.tobytes()

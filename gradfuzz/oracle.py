@@ -25,6 +25,7 @@ example unjudged comes from forward evaluations.
 """
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -83,13 +84,40 @@ class Unjudged:
     reason: str
 
 
-class Probe:
-    """Forward evaluations of one chain at x + s q, cached by s."""
+def _memo(method):
+    """Cache a Probe computation by its arguments, as the points behind it are cached.
 
-    def __init__(self, chain, x, q, gy, y0=None):
+    The estimate asks for the same difference many times (the kink test, the
+    rounding, the regime tests); it is computed once. A cached array is made
+    read-only, so that no caller can change what the next one gets.
+    """
+
+    @functools.wraps(method)
+    def cached(probe, *args):
+        key = (method.__name__, *args)
+        if key not in probe._memo:
+            found = method(probe, *args)
+            if isinstance(found, np.ndarray):
+                found.flags.writeable = False
+            probe._memo[key] = found
+        return probe._memo[key]
+
+    return cached
+
+
+class Probe:
+    """Forward evaluations of one chain at x + s q, cached by s.
+
+    `jitter` (a dict) shares the noise probe's jittered forward passes, which do
+    not depend on q or gy, between the Probes of one chain at one x.
+    """
+
+    def __init__(self, chain, x, q, gy, y0=None, jitter=None):
         self.chain, self.x, self.q, self.gy = chain, x, q, gy
         self._points = {} if y0 is None else {0.0: y0}
         self._noise = None
+        self._memo = {}
+        self._jitter = {} if jitter is None else jitter
 
     def at(self, s):
         """The output at x + s q, or None where the chain is not valid there."""
@@ -137,6 +165,7 @@ class Probe:
         """The direction a central difference with step h really takes: ((x+hq) - (x-hq)) / 2h."""
         return ((self.x + h * self.q) - (self.x - h * self.q)) / (2 * h)
 
+    @_memo
     def central(self, h):
         """(D(h), the summed magnitude of its terms), or None where a point is invalid."""
         plus, minus = self.at(h), self.at(-h)
@@ -144,11 +173,12 @@ class Probe:
             return None
         with np.errstate(over="ignore", invalid="ignore"):
             terms = self.gy * (plus - minus) / (2 * h)
-            value, scale = float(np.sum(terms)), float(np.sum(np.abs(terms)))
+            value, scale = float(terms.sum()), float(np.abs(terms).sum())
         if not (np.isfinite(value) and np.isfinite(scale)):
             return None
         return value, scale
 
+    @_memo
     def gaps(self, h):
         """|gy (f(x+hq) - 2 f(x) + f(x-hq))| / h per output element, or None."""
         plus, zero, minus = self.at(h), self.at(0.0), self.at(-h)
@@ -176,7 +206,7 @@ class Probe:
             zero = self.at(0.0)
             worst = np.zeros(np.shape(zero))
             for coherent in (True, False):
-                moved = _jittered(self.chain, self.x, coherent)
+                moved = _jittered(self.chain, self.x, coherent, self._jitter)
                 if moved is None or np.shape(moved) != np.shape(zero):
                     worst = np.full(np.shape(zero), np.inf)
                     break
@@ -211,6 +241,7 @@ class Probe:
             worst = np.max(np.abs(shifted - fitted), axis=0)
             return np.abs(self.gy) * worst
 
+    @_memo
     def step_noise(self, h):
         """Noise seen at the steps of a central difference, from fourth differences over
         x + (-s, -s/2, 0, s/2, s) q at the spreads s = h and s = h/2. About 2 sigma.
@@ -227,7 +258,7 @@ class Probe:
                 return 0.0
             with np.errstate(over="ignore", invalid="ignore"):
                 a, b, c, d, e = points
-                fourths.append(float(np.sum(np.abs(self.gy * ((a + e) - 4 * (b + d) + 6 * c)))))
+                fourths.append(float(np.abs(self.gy * ((a + e) - 4 * (b + d) + 6 * c)).sum()))
         wide, narrow = fourths
         if not np.isfinite(wide + narrow):
             return np.inf
@@ -262,11 +293,11 @@ class Probe:
         if plus is None or minus is None:
             return None
         with np.errstate(over="ignore", invalid="ignore"):
-            return abs(float(np.sum(self.gy * (plus - minus))))
+            return abs(float((self.gy * (plus - minus)).sum()))
 
     def _noise_step(self):
         """A step that moves the largest element of x that q moves by NOISE_STEP ulps."""
-        reach = float(np.max(np.abs(self.q), initial=0.0))
+        reach = float(np.abs(self.q).max(initial=0.0))
         if reach == 0:
             return 1.0
         return NOISE_STEP * EPS * max(largest_moved(self.x, self.q), TINY / EPS) / reach
@@ -274,7 +305,7 @@ class Probe:
 
 def largest_moved(x, q):
     """max |x_i| over the elements that q moves (q_i != 0), 0 when none."""
-    return float(np.max(np.abs(x[q != 0]), initial=0.0)) if np.shape(q) == np.shape(x) else 0.0
+    return float(np.abs(x[q != 0]).max(initial=0.0)) if np.shape(q) == np.shape(x) else 0.0
 
 
 # A fixed seed: the probe must be the same on every run, and it is not test data.
@@ -287,14 +318,23 @@ def _pattern(shape, coherent):
     return np.random.default_rng(_SEED).choice([-1.0, 1.0], size=shape)
 
 
-def _jittered(chain, x, coherent):
-    """The chain's output with x and each stage's output moved by ULPS eps (one sign pattern)."""
+def _jittered(chain, x, coherent, seen):
+    """The chain's output with x and each stage's output moved by ULPS eps (one sign pattern).
+
+    `seen` maps (stage, its input's bits) to the stage's output, or None where it
+    is not valid: a one-element array's two patterns coincide, and the Probes of
+    other directions at the same x run the same passes.
+    """
     value = x * (1 + ULPS * EPS * _pattern(x.shape, coherent))
-    for spec in chain:
-        graph = chains.build((spec,), value)
-        if not graph.valid():
+    for i, spec in enumerate(chain):
+        key = (i, np.shape(value), np.asarray(value).dtype.str, np.asarray(value).tobytes())
+        if key not in seen:
+            graph = chains.build((spec,), value)
+            seen[key] = graph.y.data if graph.valid() else None
+        if seen[key] is None:
             return None
-        value = graph.y.data * (1 + ULPS * EPS * _pattern(graph.y.data.shape, coherent))
+        y = seen[key]
+        value = y * (1 + ULPS * EPS * _pattern(y.shape, coherent))
     return value
 
 
@@ -378,6 +418,7 @@ def _at_step(probe, h):
     return Estimate(d2, tolerance, scale, probe.realized(h / 2), "central difference", h, h / 2)
 
 
+@_memo
 def rounding_error(probe, h):
     """The rounding error in D(h): the stages' measured noise, the noise seen across the
     steps themselves, the outputs' own rounding at x +- h q, and how far the realized
@@ -388,19 +429,20 @@ def rounding_error(probe, h):
         # Each output rounds by eps of max(itself, TINY): subnormals are spaced by eps TINY.
         # Scaled by 1 / h first, so that the allowance itself does not underflow.
         magnitude = np.abs(plus) + np.abs(minus) + 2 * TINY
-        outputs = ULPS * EPS / (2 * h) * float(np.sum(np.abs(probe.gy) * magnitude))
+        outputs = ULPS * EPS / (2 * h) * float((np.abs(probe.gy) * magnitude).sum())
     central = probe.central(h)
     drift = _drift(probe, h) * central[1] if central is not None else np.inf
-    noise = max(float(np.sum(probe.noise())), probe.step_noise(2 * h))
+    noise = max(float(probe.noise().sum()), probe.step_noise(2 * h))
     return noise / h + outputs + drift
 
 
+@_memo
 def _drift(probe, h):
     """The largest relative change that rounding x +- h q makes to an element of q."""
     q = probe.q
     moved = np.abs(probe.realized(h) - q)
     nonzero = q != 0
-    return float(np.max(moved[nonzero] / np.abs(q[nonzero]), initial=0.0))
+    return float((moved[nonzero] / np.abs(q[nonzero])).max(initial=0.0))
 
 
 def _smooth(probe, h, scale, rounding):
@@ -413,12 +455,12 @@ def _smooth(probe, h, scale, rounding):
     gap, wider = probe.gaps(h), probe.gaps(2 * h)
     if gap is None:
         return False
-    gap = float(np.sum(gap))
+    gap = float(gap.sum())
     if gap <= ASYMPTOTIC * scale + 4 * rounding:
         return True
     if wider is None:
         return False
-    return abs(gap - float(np.sum(wider)) / 2) <= ASYMPTOTIC * gap + 4 * rounding
+    return abs(gap - float(wider.sum()) / 2) <= ASYMPTOTIC * gap + 4 * rounding
 
 
 def _kink(probe, h):
@@ -428,7 +470,7 @@ def _kink(probe, h):
         return False
     floor = 8 * probe.noise()
     candidate = (gaps[1] > KINK_RATIO * gaps[0]) & (gaps[1] * h / 2 > floor)
-    if not candidate.any():
+    if not chains.anywhere(candidate):
         return False
     for k in (2, 3, 4):
         gap = probe.gaps(h * 2.0**-k)
@@ -436,7 +478,7 @@ def _kink(probe, h):
             return False
         candidate &= (gap > KINK_RATIO * gaps[-1]) & (gap * h * 2.0**-k > floor)
         gaps.append(gap)
-        if not candidate.any():
+        if not chains.anywhere(candidate):
             return False
     return True
 

@@ -59,11 +59,13 @@ def _complex_step(chain, x, q, gy, t):
         if not np.iscomplexobj(v.data):
             return None
         im = np.abs(np.imag(v.data))
-        if np.any((im > 0) & (im < TINY / EPS)):
+        if chains.anywhere((im > 0) & (im < TINY / EPS)):
             return None
-        linear = linear and not np.any(im > LINEAR * np.minimum(np.abs(np.real(v.data)), 1.0))
+        linear = linear and not chains.anywhere(
+            im > LINEAR * np.minimum(np.abs(np.real(v.data)), 1.0)
+        )
     terms = gy * np.imag(graph.y.data) / t
-    return float(np.sum(terms)), float(np.sum(np.abs(terms))), linear, np.real(graph.y.data)
+    return float(terms.sum()), float(np.abs(terms).sum()), linear, np.real(graph.y.data)
 
 
 def _linear_step(chain, x, q, gy):
