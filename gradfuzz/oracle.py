@@ -137,6 +137,7 @@ class Probe:
             return None, "forward overflows in long double here"
         return shift, None
 
+    @_memo
     def wide_central(self, h):
         """(D(h) with forward run in long double, None), or (None, why it cannot run).
 
