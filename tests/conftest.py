@@ -50,12 +50,26 @@ def shared_runs(tmp_path_factory, request):
         for name in needed[index::count]:
             runs.start(name)
     yield runs
-    runs.stop()
+    # A worker may end while another still reads a run it started (work stealing moves the
+    # readers): it waits for them, unless the session is cut short (-x, --maxfail).
+    runs.stop(wait=not (request.session.shouldstop or request.session.shouldfail))
 
 
 @pytest.fixture(autouse=True)
 def _start_shared_runs(shared_runs):
     """Every self-test asks for the shared runs, so that workers start them at once."""
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Work stealing instead of xdist's default `load`: the subprocess tests and the waits on
+    shared runs last minutes each, and under `load` the first chunk of the sorted items (all
+    of them) went to one worker, which ran them alone for minutes after the other had ended.
+    An idle worker now takes half of the longest queue."""
+    if config.getoption("dist") == "load":
+        from xdist.scheduler import WorkStealingScheduling
+
+        return WorkStealingScheduling(config, log)
+    return None
 
 
 # Modules whose tests run the fuzzer in subprocesses, each taking seconds to minutes.

@@ -57,17 +57,15 @@ def unmeasured_env():
 
 @dataclass
 class Run:
-    """One finished fuzzer run: its exit status, terminal output, report and directory."""
+    """One finished fuzzer run: its exit status, terminal output, report and directories."""
 
     ret: int
     output: str  # stdout
     errors: str  # stderr
     report: dict | None
-    path: Path  # holds throwaway.py (when written from source) and reports/
-
-    @property
-    def reports(self):
-        return self.path / "reports"
+    path: Path  # holds throwaway.py (when written from source) and the report directory
+    reports: Path
+    wall: float  # seconds from its launch to its exit
 
 
 # Catalogued bugs and correct Functions: the runs the kill rates and false alarms come from.
@@ -154,19 +152,28 @@ class SharedRuns:
         self._launch(path, **self.recipes[name])
 
     def _launch(
-        self, path, targets=(), source=None, args=(), properties_path=PROPERTIES, pythonpath=None
-    ):
+        self, path, targets=(), source=None, args=(), properties_path=PROPERTIES, pythonpath=None,
+        report_dir="reports", bound_s=None,
+    ):  # fmt: skip
+        """`bound_s`: kill the run (its pytest process) after that many seconds of wall time."""
         if source is not None:
             module = path / "throwaway.py"
             module.write_text(textwrap.dedent(source))
             targets = (*targets, str(module))
         command = [
             sys.executable, "-m", "pytest", properties_path, "-p", "no:cacheprovider",
-            "-p", "no:randomly", "--hypothesis-profile=ci", f"--report-dir={path / 'reports'}",
+            "-p", "no:randomly", "--hypothesis-profile=ci", f"--report-dir={path / report_dir}",
             *[arg for target in targets for arg in ("--fuzz", target)], *args,
         ]  # fmt: skip
+        if bound_s is not None:
+            command = ["timeout", "--signal=KILL", str(bound_s), *command]
+        (path / "report_dir").write_text(report_dir)
+        (path / "started").write_text(repr(time.time()))
         # The exit status is written last, by a rename: once `ret` exists the run is whole.
-        script = f"{shlex.join(command)} > output 2> errors; echo $? > ret.part && mv ret.part ret"
+        script = (
+            f"{shlex.join(command)} > output 2> errors;"
+            " echo $? > ret.part && date +%s.%N > ended && mv ret.part ret"
+        )
         env = unmeasured_env()
         if pythonpath is not None:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
@@ -179,21 +186,27 @@ class SharedRuns:
         path = self.root / name
         while not (path / "ret").exists():
             time.sleep(0.1)
+        reports = path / (path / "report_dir").read_text()
+        started, ended = (float((path / part).read_text()) for part in ("started", "ended"))
         return Run(
             int((path / "ret").read_text()),
             (path / "output").read_text(),
             (path / "errors").read_text(),
-            _report(path / "reports" / "report.json"),
+            _report(reports / "report.json"),
             path,
+            reports,
+            ended - started,
         )
 
-    def stop(self):
-        """End the runs this process started that are still going (a run cut short by -x)."""
+    def stop(self, wait=False):
+        """Wait for the runs this process started (`wait`), or end those still going (a
+        session cut short by -x)."""
         for child, path in self.children:
-            if child.poll() is None:
+            if not wait and child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
                 (path / "errors").write_text("ended by the test session before it finished")
+                (path / "ended").write_text(repr(time.time()))
                 (path / "ret").write_text("-9")  # nobody waits for it forever
             child.wait()
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from fuzzer import EXAMPLES, PROPERTIES, REPO, fuzz
+from fuzzer import EXAMPLES, PROPERTIES, REPO, fuzz, recipe
 
 from gradfuzz.findings import Kind
 
@@ -61,26 +61,27 @@ def _clean_env():
 DEAD_WORKER = ["CallsOsExit", "HangsInC", "ReplacesAlarmHandler", "SwallowsTheTimeout"]
 
 
-def _fuzz_hostile(directory, extra):
-    """(exit code, wall seconds, report, terminal output, report dir) of one run on hostile.py.
+def _recipe(extra):
+    """The shared run (tests/fuzzer.py) on hostile.py in one way of running it.
 
-    The report directory's name has a space, which the replay commands must quote.
+    Its report directory's name has a space, which the replay commands must quote.
     """
-    report_dir = directory / "my reports"
-    start = time.monotonic()
-    done = subprocess.run(
-        _command(report_dir, extra), cwd=directory, env=_clean_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=BOUND_S,
-    )  # fmt: skip
-    wall = time.monotonic() - start
-    report = json.loads((report_dir / "report.json").read_text())
-    return done.returncode, wall, report, done.stdout, report_dir
+    return {"targets": (HOSTILE,), "args": (*ARGS, *extra), "report_dir": "my reports",
+            "bound_s": BOUND_S}  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=RUNS.values(), ids=RUNS.keys())
-def hostile(request, tmp_path_factory):
-    """One run per way of running it, shared by the assertions below."""
-    return _fuzz_hostile(tmp_path_factory.mktemp("hostile"), request.param)
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(f"hostile-{way}", marks=recipe(f"hostile-{way}", **_recipe(extra)))
+            for way, extra in RUNS.items()],
+    ids=RUNS.keys(),
+)  # fmt: skip
+def hostile(request, shared_runs):
+    """One run per way of running it, shared by the assertions below (and by every xdist
+    worker): (exit code, wall seconds, report, terminal output, report dir)."""
+    run = shared_runs.get(request.param)
+    assert run.report is not None, run.output[-3000:] + run.errors[-3000:]
+    return run.ret, run.wall, run.report, run.output + run.errors, run.reports
 
 
 def _finding(report, name):

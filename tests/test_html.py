@@ -1,14 +1,11 @@
 """report.html: a figure per gradient finding, and nothing live from user code."""
 
-import json
 import os
-import subprocess
 import sys
-import textwrap
 from html.parser import HTMLParser
 
 import pytest
-from fuzzer import EXAMPLES, PROPERTIES, REPO
+from fuzzer import EXAMPLES, recipe
 
 from gradfuzz import html
 
@@ -25,27 +22,26 @@ MARKUP = """
             raise ValueError("<script>alert('raised')</script><img src=x onerror=alert(1)>")
 """
 
+SHARED_RUN = recipe(
+    "html-wrong-markup",
+    targets=(os.path.join(EXAMPLES, "wrong.py"),),
+    source=MARKUP,
+    args=("-k", "test_gradient and not chains"),
+)
+
 # The tags report.html is made of; anything else would come from user text.
 TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "strong", "em",
         "table", "tr", "th", "td", "ul", "li", "code", "pre", "figure", "img"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def wrong_page(tmp_path_factory):
-    """examples/wrong.py and a Function full of markup, fuzzed by test_gradient alone."""
-    where = tmp_path_factory.mktemp("html")
-    (where / "markup.py").write_text(textwrap.dedent(MARKUP))
-    reports = where / "reports"
-    command = [sys.executable, "-m", "pytest", PROPERTIES, "-p", "no:cacheprovider",
-               "--hypothesis-profile=ci", f"--report-dir={reports}",
-               "-k", "test_gradient and not chains", "--fuzz", os.path.join(EXAMPLES, "wrong.py"),
-               "--fuzz", str(where / "markup.py")]  # fmt: skip
-    # Unmeasured, as in conftest.py: coverage is measured on the in-process tests.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS")}
-    ran = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    assert (reports / "report.html").exists(), ran.stdout[-3000:] + ran.stderr[-3000:]
-    report = json.loads((reports / "report.json").read_text())
-    return report, (reports / "report.html").read_text()
+def wrong_page(shared_runs):
+    """examples/wrong.py and a Function full of markup, fuzzed by test_gradient alone (a
+    shared run, tests/fuzzer.py, made once however xdist spreads these tests)."""
+    run = shared_runs.get("html-wrong-markup")
+    page = run.reports / "report.html"
+    assert page.exists(), run.output[-3000:] + run.errors[-3000:]
+    return run.report, page.read_text()
 
 
 class _Tags(HTMLParser):
@@ -68,6 +64,7 @@ def _sections(page):
     return found
 
 
+@SHARED_RUN
 def test_every_gradient_finding_of_wrong_py_has_an_inline_figure(wrong_page):
     report, page = wrong_page
     gradient = [f for f in report["counterexamples"] if f["kind"] in html.FIGURED]
@@ -83,6 +80,7 @@ def test_every_gradient_finding_of_wrong_py_has_an_inline_figure(wrong_page):
     assert len(parsed.images) == len(gradient)
 
 
+@SHARED_RUN
 def test_nothing_from_user_code_is_live_markup(wrong_page):
     report, page = wrong_page
     assert any(f["function"] == "Markup" for f in report["counterexamples"])
@@ -95,6 +93,7 @@ def test_nothing_from_user_code_is_live_markup(wrong_page):
     assert "&lt;script&gt;alert(&#x27;printed&#x27;)" in page
 
 
+@SHARED_RUN
 def test_a_curve_shows_the_bug_only_where_it_is(wrong_page):
     report, _ = wrong_page
     [f] = [f for f in report["counterexamples"] if f["id"] == "AbsWrongAboveOne-gradient_mismatch"]

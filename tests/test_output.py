@@ -1,15 +1,10 @@
 """What a gradfuzz run prints, and what its report.md and report.json say of chains."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 import types
 
 import numpy as np
 import pytest
-from fuzzer import PROPERTIES, REPO, fuzz
+from fuzzer import fuzz, recipe
 
 from engine import Function
 from gradfuzz import curves, report, terminal
@@ -43,22 +38,19 @@ HYPOTHESIS_BLOCKS = [
 ]
 
 
+QUIET_RUN = recipe("one-bug-quiet", source=ONE_BUG)
+
+
 @pytest.fixture(scope="module")
-def quiet_run(tmp_path_factory):
-    """One fuzz of ONE_BUG without -v: (exit status, stdout lines, report, report dir)."""
-    where = tmp_path_factory.mktemp("output")
-    (where / "one_bug.py").write_text(textwrap.dedent(ONE_BUG))
-    reports = where / "reports"
-    command = [sys.executable, "-m", "pytest", PROPERTIES, "-p", "no:cacheprovider",
-               "--hypothesis-profile=ci", f"--report-dir={reports}",
-               "--fuzz", str(where / "one_bug.py")]  # fmt: skip
-    # Unmeasured, as in conftest.py: coverage is measured on the in-process tests.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS")}
-    ran = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    report = json.loads((reports / "report.json").read_text())
-    return ran.returncode, ran.stdout.splitlines(), report, reports
+def quiet_run(shared_runs):
+    """One fuzz of ONE_BUG without -v (a shared run, tests/fuzzer.py): (exit status, stdout
+    lines, report, report dir)."""
+    run = shared_runs.get("one-bug-quiet")
+    assert run.report is not None, run.output[-3000:] + run.errors[-3000:]
+    return run.ret, run.output.splitlines(), run.report, run.reports
 
 
+@QUIET_RUN
 def test_each_finding_gets_one_line_and_no_hypothesis_block(quiet_run):
     status, lines, report, _ = quiet_run
     assert status == pytest.ExitCode.TESTS_FAILED
@@ -71,6 +63,7 @@ def test_each_finding_gets_one_line_and_no_hypothesis_block(quiet_run):
     assert "FAILED properties" not in text  # pytest's per-test summary gives way too
 
 
+@QUIET_RUN
 def test_the_run_closes_with_a_table_a_count_and_the_report_path(quiet_run):
     _, lines, report, reports = quiet_run
     [finding] = report["counterexamples"]
@@ -86,6 +79,7 @@ def test_the_run_closes_with_a_table_a_count_and_the_report_path(quiet_run):
     assert f"Report: {reports / 'report.md'}" in lines
 
 
+@QUIET_RUN
 def test_the_whole_output_fits_on_a_screen_plus_a_line_per_finding(quiet_run):
     _, lines, report, _ = quiet_run
     # pytest's header (with xdist's and pytest-timeout's lines), the table's header and
@@ -100,6 +94,7 @@ def test_verbose_brings_back_hypothesis_output(pytester):
     result.stdout.fnmatch_lines(["*Failing test case*"])
 
 
+@QUIET_RUN
 def test_report_md_opens_with_counts_profile_and_seed(quiet_run):
     *_, reports = quiet_run
     lines = (reports / "report.md").read_text().splitlines()
