@@ -95,8 +95,9 @@ SMALL = """
 def _catalogue(*names):
     return {
         "targets": tuple(os.path.join(EXAMPLES, f"{name}.py") for name in names),
-        # pytest-timeout's per-test limit (60 s by default) is wall time: on a loaded machine
-        # a long shrink must not read as a hang. The hostile tests check the limits.
+        # pytest-timeout's per-test limit (300 s by default, plugin.hard_timeout) is wall time:
+        # on a loaded machine a long shrink must not read as a hang. The hostile tests check
+        # the limits.
         "args": ("-q", "--timeout=600"),
         "properties_path": CATALOGUE_SUITE,
     }
