@@ -183,23 +183,31 @@ def _fails(case):
         return
 
 
-def isolation():
+def isolation(rounds=3):
     """Wall time of the main job (correct.py and wrong.py, ci profile) isolated in one
     xdist worker with the watchdog (the default), isolated without the watchdog and the
-    per-test limit (--timeout=0), and in one process (-n 0)."""
+    per-test limit (--timeout=0), and in one process (-n 0): the median of `rounds`
+    rounds, the three ways taking turns, since one run of each differs by 10% from the
+    next on the same machine."""
     ways = {"isolated": [], "isolated_no_watchdog": ["--timeout=0"], "n0": ["-n", "0"]}
-    result = {}
-    for name, args in ways.items():
-        with tempfile.TemporaryDirectory() as out:
-            start, cpu = time.perf_counter(), _children_cpu()
-            subprocess.run(
-                [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider",
-                 "--hypothesis-profile=ci", f"--report-dir={out}/reports",
-                 "--fuzz", "examples/correct.py", "--fuzz", "examples/wrong.py", *args],
-                cwd=REPO, check=False, capture_output=True,
-            )  # fmt: skip
-            result[f"{name}_s"] = round(time.perf_counter() - start, 1)
-            result[f"{name}_cpu_s"] = round(_children_cpu() - cpu, 1)
+    seen = {name: ([], []) for name in ways}
+    for _ in range(rounds):
+        for name, args in ways.items():
+            with tempfile.TemporaryDirectory() as out:
+                start, cpu = time.perf_counter(), _children_cpu()
+                subprocess.run(
+                    [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider",
+                     "--hypothesis-profile=ci", f"--report-dir={out}/reports",
+                     "--fuzz", "examples/correct.py", "--fuzz", "examples/wrong.py", *args],
+                    cwd=REPO, check=False, capture_output=True,
+                )  # fmt: skip
+                seen[name][0].append(round(time.perf_counter() - start, 1))
+                seen[name][1].append(round(_children_cpu() - cpu, 1))
+    result = {"rounds": rounds}
+    for name, (walls, cpus) in seen.items():
+        result[f"{name}_runs_s"], result[f"{name}_runs_cpu_s"] = walls, cpus
+        result[f"{name}_s"] = statistics.median(walls)
+        result[f"{name}_cpu_s"] = statistics.median(cpus)
     base = result["n0_s"]
     result["isolation_overhead"] = round(result["isolated_s"] / base - 1, 3)
     result["isolation_overhead_cpu"] = round(result["isolated_cpu_s"] / result["n0_cpu_s"] - 1, 3)
@@ -391,13 +399,17 @@ def _scaling_md(sc):
 
 
 def _isolation_md(iso):
-    return [f"Main job (correct.py + wrong.py, ci): isolated with watchdog {iso['isolated_s']} s, "
+    runs = ", ".join(
+        f"{name} {iso[f'{name}_runs_s']}" for name in ("isolated", "isolated_no_watchdog", "n0")
+    )
+    return [f"Main job (correct.py + wrong.py, ci), median of {iso.get('rounds', 1)} rounds: "
+            f"isolated with watchdog {iso['isolated_s']} s, "
             f"isolated without watchdog {iso['isolated_no_watchdog_s']} s, -n 0 {iso['n0_s']} s "
             f"(CPU s: {iso['isolated_cpu_s']}, {iso['isolated_no_watchdog_cpu_s']}, "
             f"{iso['n0_cpu_s']}): isolation and watchdog cost "
             f"{100 * iso['isolation_overhead']:.1f}% of the wall time "
             f"({100 * iso['isolation_overhead_cpu']:.1f}% of the CPU time), the watchdog alone "
-            f"{100 * iso['watchdog_overhead']:.1f}%"]  # fmt: skip
+            f"{100 * iso['watchdog_overhead']:.1f}%; every run's wall s: {runs}"]  # fmt: skip
 
 
 def _replays_md(r):
