@@ -114,7 +114,6 @@ class _Judge:
     def __init__(self, case, y0, strict=True):
         self.case, self.y0, self.g = case, y0, None
         self.strict = strict
-        self._wide = None
         self._jitter = {}  # the noise probe's passes at x, the same along every q
 
     def probe(self, q):

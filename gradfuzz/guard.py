@@ -412,8 +412,7 @@ def run(call, *, function, stage, chain=(), input=None, gy=None, traversal=None)
         ) from e
     finally:
         _deadline[0] = None
-    if threading.active_count() > len(before):
-        check_threads(before, function, stage, chain, input)
+    check_threads(before, function, stage, chain, input)  # returns at once when none started
     return result
 
 
